@@ -1,0 +1,1 @@
+"""HTTP routes: one blueprint per endpoint type, plus listings, health and error rendering."""

@@ -1,0 +1,1 @@
+"""Provider adapters: `base` holds the contract, every other module one vendor."""
