@@ -29,6 +29,14 @@ def _check(path: str) -> int:
     return 0
 
 
+def no_control_socket() -> list[str]:
+    """gunicorn 24+ opens a control socket at one fixed path; two instances on a host would clash."""
+    import gunicorn.config
+
+    names = {s.name for s in gunicorn.config.KNOWN_SETTINGS}
+    return ["--no-control-socket"] if "control_socket_disable" in names else []
+
+
 def gunicorn_argv(args: argparse.Namespace, path: str) -> list[str]:
     """The gunicorn command line for `start` (gevent workers, graceful drain on SIGTERM)."""
     return [
@@ -40,6 +48,7 @@ def gunicorn_argv(args: argparse.Namespace, path: str) -> list[str]:
         "--graceful-timeout", str(args.graceful_timeout),
         "--keep-alive", "75",
         "--log-level", args.log_level,
+        *no_control_socket(),
         "app:create_app()",
     ]
 

@@ -16,7 +16,12 @@ from typing import Any, Callable, Iterable
 
 import requests
 
+from app.cli import no_control_socket
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+_NO_CONTROL_SOCKET = no_control_socket()
 
 
 def free_port() -> int:
@@ -132,8 +137,7 @@ class Gunicorn:
         self.argv = [
             sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", str(workers),
             "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", str(graceful_timeout),
-            "--control-socket", f"/tmp/ai-gateway-test-{self.port}.ctl",
-            *extra_args, "app:create_app()",
+            *_NO_CONTROL_SOCKET, *extra_args, "app:create_app()",
         ]
         self.env = {**os.environ, "AI_GATEWAY_CONFIG": self.config_path,
                     "AI_GATEWAY_RELOAD_INTERVAL": "0.2", **(env or {})}
