@@ -11,10 +11,20 @@ import jsonschema
 import pytest
 import yaml
 
-# ../shared/upstream-specs beside the checkout (CI clones main with shared/ next to it).
-SPEC_DIR = Path(os.environ.get(
-    "AI_GATEWAY_SPEC_DIR", Path(__file__).resolve().parents[2] / "shared" / "upstream-specs"
-))
+
+
+def _find_specs() -> Path:
+    """shared/upstream-specs beside the checkout (CI clones main with shared/ next to it)."""
+    if os.environ.get("AI_GATEWAY_SPEC_DIR"):
+        return Path(os.environ["AI_GATEWAY_SPEC_DIR"])
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "upstream-specs"
+        if candidate.is_dir():
+            return candidate
+    return Path("shared/upstream-specs")
+
+
+SPEC_DIR = _find_specs()
 
 
 @lru_cache(maxsize=None)
