@@ -37,7 +37,8 @@ def resolve_config_path(explicit: str | None = None) -> str:
 
 def _setup_logging() -> None:
     log = logging.getLogger("ai_gateway")
-    if not log.handlers:
+    # Our own stderr handler only where nobody configured logging (gunicorn leaves root bare).
+    if not log.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(message)s"))
         log.addHandler(handler)
