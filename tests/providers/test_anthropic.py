@@ -405,3 +405,48 @@ def test_provider_stream_errors_raise_directly(make_app, upstream) -> None:
         list(provider.chat_stream({"messages": [USER], "stream": True}))
     err = provider.stream_error({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}})
     assert err.status == 429
+
+
+# Ask gunicorn to drop the connection after the reply, so its graceful stop need not wait.
+CLOSE = {"Connection": "close"}
+
+
+# ----- live: real gunicorn + gevent in front of a local fake Anthropic ----------------------
+
+
+def test_live_named_event_stream_through_gunicorn(write_config) -> None:
+    import time
+
+    import requests
+
+    from tests.live import FakeUpstream, Gunicorn, Reply
+
+    frames = [f + b"\n\n" for f in data("stream_text.sse").split(b"\n\n") if f.strip()]
+
+    def handler(seen) -> Reply:
+        if seen.headers.get("x-api-key") != KEY:
+            return Reply(401, body_json("error_401.json"))
+        return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=frames, chunk_interval=0.05)
+
+    with FakeUpstream(handler) as fake:
+        path = write_config(CONFIG.replace(BASE, fake.url))
+        with Gunicorn(path, workers=1) as gw:
+            started = time.monotonic()
+            arrivals = []
+            with requests.post(f"{gw.url}/v1/chat/completions", stream=True, timeout=10, headers=CLOSE, json={
+                "model": "claude", "messages": [USER], "stream": True,
+                "stream_options": {"include_usage": True}}) as resp:
+                assert resp.status_code == 200
+                assert resp.headers["Content-Type"].startswith("text/event-stream")
+                for event in sseclient.SSEClient(resp).events():
+                    arrivals.append((time.monotonic() - started, event.data))
+        seen = fake.requests[0]
+        assert seen.path == "/v1/messages"
+        assert seen.headers["anthropic-version"] == "2023-06-01"
+        validate_request(SPEC, "/v1/messages", seen.json())
+    assert arrivals[-1][1] == "[DONE]"
+    chunks = [json.loads(d) for _, d in arrivals[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == "Paris is the capital."
+    assert chunks[-1]["usage"]["completion_tokens"] == 7
+    # The upstream spends ~0.4 s on 8 frames; the first chunk must not wait for the last.
+    assert arrivals[-1][0] - arrivals[0][0] > 0.2

@@ -388,3 +388,46 @@ def test_done_before_message_end_is_an_error(make_app, upstream) -> None:
     upstream.add(responses.POST, CHAT_URL, status=200, content_type="text/event-stream", body=raw)
     with pytest.raises(UpstreamError, match="without message-end"):
         list(provider.chat_stream({"messages": [USER], "stream": True}))
+
+
+# Ask gunicorn to drop the connection after the reply, so its graceful stop need not wait.
+CLOSE = {"Connection": "close"}
+
+
+# ----- live: real gunicorn + gevent in front of a local fake Cohere -------------------------
+
+
+def test_live_sse_stream_through_gunicorn(write_config) -> None:
+    import time
+
+    import requests
+
+    from tests.live import FakeUpstream, Gunicorn, Reply
+
+    frames = [f + b"\n\n" for f in data("stream_tool_call.sse").split(b"\n\n") if f.strip()]
+
+    def handler(seen) -> Reply:
+        if seen.headers.get("Authorization") != f"Bearer {KEY}":
+            return Reply(401, body_json("error_401.json"))
+        return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=frames, chunk_interval=0.05)
+
+    with FakeUpstream(handler) as fake:
+        path = write_config(CONFIG.replace(BASE, fake.url))
+        with Gunicorn(path, workers=1) as gw:
+            started = time.monotonic()
+            arrivals = []
+            with requests.post(f"{gw.url}/endpoints/command/invocations", stream=True, timeout=10, headers=CLOSE, json={
+                    "messages": [USER], "tools": [WEATHER_TOOL], "stream": True}) as resp:
+                assert resp.status_code == 200
+                for event in sseclient.SSEClient(resp).events():
+                    arrivals.append((time.monotonic() - started, event.data))
+        seen = fake.requests[0]
+        assert seen.path == "/v2/chat"
+        validate_chat(seen.json())
+    assert arrivals[-1][1] == "[DONE]"
+    chunks = [json.loads(d) for _, d in arrivals[:-1]]
+    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if "tool_calls" in c["choices"][0]["delta"]]
+    assert calls[0]["function"]["name"] == "get_weather"
+    assert json.loads("".join(c["function"]["arguments"] for c in calls)) == {"location": "Paris, France"}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert arrivals[-1][0] - arrivals[0][0] > 0.2
