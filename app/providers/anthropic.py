@@ -187,6 +187,8 @@ def to_upstream(request: Mapping[str, Any], model: str) -> dict:
         body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     if request.get("tools"):
         body["tools"] = to_tools(request["tools"])
+    if request.get("tool_choice") == "required" and not request.get("tools"):
+        raise _invalid("tool_choice", "'required' needs tools")
     tool_choice = to_tool_choice(request.get("tool_choice"), request.get("parallel_tool_calls"))
     if tool_choice and body.get("tools"):
         body["tool_choice"] = tool_choice

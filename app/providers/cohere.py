@@ -22,11 +22,11 @@ P_RANGE = (0.01, 0.99)
 HANDLED = {
     "messages", "prompt", "temperature", "top_p", "top_k", "n", "max_tokens",
     "max_completion_tokens", "stop", "stream", "stream_options", "tools", "tool_choice",
-    "response_format",
+    "response_format", "parallel_tool_calls",
 }
 PASS_THROUGH = {
     "seed", "frequency_penalty", "presence_penalty", "safety_mode", "documents",
-    "citation_options", "strict_tools", "logprobs", "thinking", "priority",
+    "citation_options", "strict_tools", "thinking", "priority",
 }
 EMBED_PASS_THROUGH = {"input_type", "truncate", "max_tokens", "priority"}
 
@@ -161,8 +161,13 @@ def to_upstream(request: Mapping[str, Any], model: str) -> dict:
     choice = request.get("tool_choice")
     if isinstance(choice, dict):
         raise _invalid("tool_choice", "cannot name a function (only auto, required or none)")
+    if choice == "required" and not body.get("tools"):
+        raise _invalid("tool_choice", "'required' needs tools")
     if choice in ("required", "none") and body.get("tools"):
         body["tool_choice"] = choice.upper()
+    if request.get("parallel_tool_calls") is False:
+        # Cohere may always call several tools in one turn; it has no switch to forbid it.
+        raise _invalid("parallel_tool_calls", "cannot be false")
     if request.get("response_format") is not None:
         fmt = to_response_format(request["response_format"])
         if fmt:

@@ -160,6 +160,7 @@ REJECTED = [
     ({"messages": [USER, {"role": "assistant", "content": None, "tool_calls": [
         {"id": "t", "type": "function", "function": {"name": "f", "arguments": "not json"}}]}]}, "messages"),
     ({"prompt": ["one", "two"]}, "prompt"),
+    ({"messages": [USER], "tool_choice": "required"}, "tool_choice"),
 ]
 
 
@@ -229,6 +230,14 @@ def test_config_defaults_and_rejections() -> None:
         config.parse(CONFIG.replace(f"anthropic_api_key: {KEY}, ", ""))
     with pytest.raises(ConfigError, match="unknown key"):
         config.parse(CONFIG.replace("anthropic_api_key:", "anthropic_organization: x, anthropic_api_key:"))
+
+
+def test_example_config_loads(monkeypatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "from-the-environment")
+    endpoints = config.load(str(Path(__file__).resolve().parents[2] / "config" / "examples" / "anthropic.yaml"))
+    assert len(endpoints) == 2
+    assert {e.provider for e in endpoints} == {"anthropic"}
+    assert all(e.config["anthropic_api_key"] == "from-the-environment" for e in endpoints)
 
 
 # ----- through the app, upstream mocked with `responses` -------------------------------------
@@ -417,6 +426,7 @@ CLOSE = {"Connection": "close"}
 def test_live_named_event_stream_through_gunicorn(write_config) -> None:
     import time
 
+    import openai
     import requests
 
     from tests.live import FakeUpstream, Gunicorn, Reply
@@ -440,6 +450,14 @@ def test_live_named_event_stream_through_gunicorn(write_config) -> None:
                 assert resp.headers["Content-Type"].startswith("text/event-stream")
                 for event in sseclient.SSEClient(resp).events():
                     arrivals.append((time.monotonic() - started, event.data))
+            # The official OpenAI SDK reads the same stream as an OpenAI one.
+            with openai.OpenAI(base_url=f"{gw.url}/v1", api_key="unused", max_retries=0) as sdk:
+                stream = sdk.chat.completions.create(model="claude", messages=[USER], stream=True)
+                pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+                assert "".join(pieces) == "Paris is the capital."
+                with pytest.raises(openai.BadRequestError, match="Anthropic"):
+                    sdk.chat.completions.create(model="claude", messages=[USER], n=2)
+        assert len(fake.requests) == 2
         seen = fake.requests[0]
         assert seen.path == "/v1/messages"
         assert seen.headers["anthropic-version"] == "2023-06-01"

@@ -112,7 +112,7 @@ TO_UPSTREAM = [
     ),
     (
         "auto tool_choice is Cohere's default (omitted)",
-        {"messages": [USER], "tools": [WEATHER_TOOL], "tool_choice": "auto", "stream": True},
+        {"messages": [USER], "tools": [WEATHER_TOOL], "tool_choice": "auto", "stream": True, "parallel_tool_calls": True},
         {"model": "m", "messages": [USER], "stream": True, "tools": [COHERE_TOOL]},
     ),
     (
@@ -151,6 +151,9 @@ REJECTED = [
     ({"messages": [USER], "user": "u-1"}, "user"),
     ({"messages": [USER], "response_format": {"type": "json_schema"}}, "response_format"),
     ({"prompt": ["a", "b"]}, "prompt"),
+    ({"messages": [USER], "tools": [WEATHER_TOOL], "parallel_tool_calls": False}, "parallel_tool_calls"),
+    ({"messages": [USER], "tool_choice": "required"}, "tool_choice"),
+    ({"messages": [USER], "logprobs": True}, "logprobs"),
 ]
 
 
@@ -240,6 +243,14 @@ def test_config() -> None:
         config.parse(CONFIG.replace(f"cohere_api_key: {KEY}, ", ""))
     [endpoint] = config.parse(CONFIG.split("  - name: command-text")[0].replace(f', cohere_api_base: "{BASE}"', ""))
     assert cohere.CohereProvider.base_url(endpoint.config) == "https://api.cohere.com"
+
+
+def test_example_config_loads(monkeypatch) -> None:
+    monkeypatch.setenv("COHERE_API_KEY", "from-the-environment")
+    endpoints = config.load(str(Path(__file__).resolve().parents[2] / "config" / "examples" / "cohere.yaml"))
+    assert len(endpoints) == 3
+    assert {e.provider for e in endpoints} == {"cohere"}
+    assert all(e.config["cohere_api_key"] == "from-the-environment" for e in endpoints)
 
 
 # ----- through the app, upstream mocked with `responses` -------------------------------------
