@@ -29,6 +29,7 @@ PASS_THROUGH = {
     "citation_options", "strict_tools", "thinking", "priority",
 }
 EMBED_PASS_THROUGH = {"input_type", "truncate", "max_tokens", "priority"}
+INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
 
 
 class CohereConfig(ProviderConfig):
@@ -212,9 +213,11 @@ def to_embed(request: Mapping[str, Any], model: str) -> dict:
     texts = [request["input"]] if isinstance(request["input"], str) else list(request["input"])
     if len(texts) > MAX_EMBED_TEXTS:
         raise _invalid("input", f"takes at most {MAX_EMBED_TEXTS} texts per call")
+    if request.get("input_type", INPUT_TYPES[0]) not in INPUT_TYPES:
+        raise _invalid("input_type", f"must be one of {', '.join(INPUT_TYPES)} for text input")
     body: dict[str, Any] = {
         "model": model, "texts": texts,
-        "input_type": request.get("input_type", "search_document"),
+        "input_type": request.get("input_type", INPUT_TYPES[0]),
         "embedding_types": ["float"],
     }
     if "dimensions" in request:

@@ -174,7 +174,7 @@ def test_embed_translation() -> None:
     assert query["input_type"] == "search_query" and query["texts"] == ["what is up"] and query["truncate"] == "END"
     validate_request(SPEC, "/v2/embed", query)
     for bad, param in (({"input": ["x"] * 97}, "input"), ({"input": "x", "encoding_format": "base64"}, "encoding_format"),
-                       ({"input": "x", "user": "u"}, "user")):
+                       ({"input": "x", "user": "u"}, "user"), ({"input": "x", "input_type": "query"}, "input_type")):
         with pytest.raises(InvalidRequest) as info:
             cohere.to_embed(bad, "m")
         assert info.value.param == param
