@@ -84,6 +84,15 @@ TO_UPSTREAM = [
                                     {"role": "user", "content": [{"type": "text", "text": "Hi"}]}], "p": 0.99},
     ),
     (
+        "image parts pass as image_url content",
+        {"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]},
+        {"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]},
+    ),
+    (
         "top_p 0 -> 0.01; max_completion_tokens",
         {"messages": [USER], "top_p": 0.0, "max_completion_tokens": 9},
         {"model": "m", "messages": [USER], "max_tokens": 9, "p": 0.01},
