@@ -11,6 +11,7 @@ from flask import Flask
 from app.config import Endpoint
 from app.errors import ConfigError
 from app.gateway import Gateway
+from app.redaction import SecretFilter
 
 __all__ = ["create_app", "resolve_config_path", "ConfigError"]
 
@@ -66,6 +67,11 @@ def create_app(
         if app.config["AI_GATEWAY_WATCH"]:
             gateway.watch(app.config["AI_GATEWAY_RELOAD_INTERVAL"])
     app.extensions["ai_gateway"] = gateway
+
+    # Scrub the keys of the live endpoints from every gateway log line, before and after reloads.
+    secret_filter = SecretFilter.on(logging.getLogger("ai_gateway"))
+    secret_filter.update(gateway, gateway.secrets())
+    gateway.listeners.append(lambda old, new: secret_filter.update(gateway, gateway.secrets()))
 
     from app.api import chat, completions, embeddings, endpoints as listing, errors, health, invocations
 

@@ -66,6 +66,10 @@ class Gateway:
 
     # ----- reloading -------------------------------------------------------------------------
 
+    def secrets(self) -> set[str]:
+        """Every secret value the live endpoints hold (for the log filter)."""
+        return {value for live in self._table.values() for value in live.provider.secret_values()}
+
     def _apply(self, endpoints: list[Endpoint]) -> None:
         old = self._table
         new: dict[str, Live] = {}

@@ -234,6 +234,10 @@ class BaseProvider:
                     return body[key]
         return None
 
+    def secret_values(self) -> list[str]:
+        """This endpoint's resolved secrets (the log filter scrubs them everywhere)."""
+        return list(self._secrets)
+
     def redact(self, text: str) -> str:
         """Remove this endpoint's secrets and provider-masked keys (`sk-ab***yz`) from text."""
         for secret in self._secrets:
