@@ -15,6 +15,10 @@ log = logging.getLogger("ai_gateway")
 BUILTINS: dict[str, str] = {
     "echo": "app.providers.echo:EchoProvider",
     "openai": "app.providers.openai:OpenAIProvider",
+    "gemini": "app.providers.gemini:GeminiProvider",
+    "palm": "app.providers.gemini:PalmProvider",
+    "mistral": "app.providers.mistral:MistralProvider",
+    "togetherai": "app.providers.togetherai:TogetherAIProvider",
 }
 
 
