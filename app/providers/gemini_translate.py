@@ -89,7 +89,7 @@ def contents_to_upstream(messages: list[Mapping[str, Any]], label: str) -> tuple
                 parts.append({"functionCall": {"name": call["function"]["name"], "args": args}})
             contents.append({"role": "model", "parts": parts})
         else:  # tool: results of one model turn travel together in one user turn
-            part = {"functionResponse": {"name": tool_name(names, m, i), "response": _response_object(m["content"])}}
+            part = {"functionResponse": {"name": tool_name(names, m, i, label), "response": _response_object(m["content"])}}
             if contents and contents[-1]["role"] == "user" and all("functionResponse" in p for p in contents[-1]["parts"]):
                 contents[-1]["parts"].append(part)
             else:

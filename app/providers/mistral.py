@@ -89,7 +89,7 @@ def messages_to_upstream(messages: list[Mapping[str, Any]]) -> list[dict]:
             out.append(msg)
         else:  # tool
             out.append({"role": "tool", "content": text_of(m["content"]),
-                        "tool_call_id": m["tool_call_id"], "name": tool_name(names, m, i)})
+                        "tool_call_id": m["tool_call_id"], "name": tool_name(names, m, i, LABEL)})
     return out
 
 

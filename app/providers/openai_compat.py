@@ -51,11 +51,13 @@ def tool_names(messages: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     return names
 
 
-def tool_name(names: Mapping[str, str], message: Mapping[str, Any], index: int) -> str:
+def tool_name(names: Mapping[str, str], message: Mapping[str, Any], index: int, label: str) -> str:
+    """The function name a tool result answers; the vendor needs it, OpenAI's shape only has the id."""
     call_id = message["tool_call_id"]
     if call_id not in names:
         raise InvalidRequest(
-            f"messages[{index}].tool_call_id '{call_id}' matches no earlier assistant tool call.",
+            f"messages[{index}].tool_call_id '{call_id}' matches no earlier assistant tool call; the "
+            f"{label} provider needs that call's function name.",
             param=f"messages[{index}].tool_call_id",
         )
     return names[call_id]
