@@ -68,8 +68,8 @@ def _message(m: Mapping[str, Any], index: int) -> dict:
                 param=f"messages[{index}].content",
             )
         out["content"] = text_of(m["content"])
-    else:
-        out["content"] = m.get("content")
+    elif m.get("content") is not None:
+        out["content"] = m["content"]  # an assistant turn of only tool calls has no content key
     if m.get("name") is not None:
         out["name"] = m["name"]
     if role == "assistant" and m.get("tool_calls"):
