@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
+import requests
 import responses
 from responses import matchers
 
@@ -15,6 +17,7 @@ from app.schemas import REQUEST_SCHEMAS
 from app.schemas.chat import ChatChunk, ChatResponse
 from app.schemas.completions import CompletionsResponse
 from app.schemas.embeddings import EmbeddingsResponse
+from tests.live import FakeUpstream, Gunicorn, Reply
 from tests.providers.util import data, events, sent_json, session
 from tests.upstream_spec import validate_request
 
@@ -393,3 +396,44 @@ def test_routes_stream_and_errors(make_app):
     responses.post(f"{URL}:generateContent", json=data("gemini", "error_api_key.json"), status=400)
     r = client.post("/v1/chat/completions", json={"model": "g-chat", "messages": [USER]})
     assert r.status_code == 401 and KEY not in r.get_data(as_text=True)
+
+
+# ----- live: real gunicorn + gevent in front of a local fake Gemini ---------------------------------
+
+
+def test_live_gemini_sse_framing_through_gunicorn(write_config):
+    """Gemini ends streams by EOF (no [DONE]) and may use CRLF; clients get OpenAI framing."""
+    stream = data("gemini", "stream_crlf.sse")
+    truncated = data("gemini", "stream_truncated.sse")
+
+    def handler(seen):
+        if seen.headers.get("x-goog-api-key") != KEY or "key=" in seen.path:
+            return Reply(400, data("gemini", "error_api_key.json"))
+        body = truncated if b"truncate me" in seen.body else stream
+        # Split mid-event, so the gateway must reassemble SSE frames across reads.
+        pieces = [body[i:i + 37] for i in range(0, len(body), 37)]
+        return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=pieces, chunk_interval=0.005)
+
+    with FakeUpstream(handler) as fake:
+        path = write_config(f"""
+            endpoints:
+              - name: g-chat
+                endpoint_type: llm/v1/chat
+                model: {{provider: gemini, name: gemini-2.0-flash, config: {{gemini_api_key: {KEY}, gemini_api_base: "{fake.url}/v1beta"}}}}
+            """)
+        with Gunicorn(path, workers=1) as gw:
+            r = requests.post(gw.url + "/v1/chat/completions", timeout=10,
+                              json={"model": "g-chat", "stream": True, "messages": [USER]})
+            got = events(r.content)
+            assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+            assert got[-1] == "[DONE]"
+            assert "".join(e["choices"][0]["delta"].get("content", "") for e in got[:-1] if e["choices"]) == "Paris.\n"
+            assert got[-2]["usage"]["total_tokens"] == 12
+            assert fake.requests[0].path == "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+
+            r = requests.post(gw.url + "/v1/chat/completions", timeout=10,
+                              json={"model": "g-chat", "stream": True, "messages": [{"role": "user", "content": "truncate me"}]})
+            got = events(r.content)
+            assert "[DONE]" not in got and "finishReason" in got[-1]["error"]["message"]
+            assert KEY not in gw.log()
+            gw.stop(signal.SIGINT)  # quick shutdown: graceful draining is not under test here

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 import responses
@@ -239,3 +240,35 @@ def test_routes(make_app):
     r = client.post("/gateway/m-chat/invocations", json={"messages": [USER], "stream": True})
     got = events(r.data)
     assert r.status_code == 200 and "[DONE]" not in got and "error" in got[-1]
+
+
+def test_live_mistral_stream_through_gunicorn(write_config):
+    """SSE + [DONE] from a local fake Mistral through real gunicorn; a stream cut short is an error."""
+    import requests
+
+    from tests.live import FakeUpstream, Gunicorn, Reply
+
+    def handler(seen):
+        if seen.headers.get("Authorization") != f"Bearer {KEY}":
+            return Reply(401, data("mistral", "error_401.json"))
+        name = "stream_truncated.sse" if seen.json()["messages"][-1]["content"] == "cut" else "stream.sse"
+        return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=[e + b"\n\n" for e in data("mistral", name).split(b"\n\n") if e])
+
+    with FakeUpstream(handler) as fake:
+        path = write_config(f"""
+            endpoints:
+              - name: m-chat
+                endpoint_type: llm/v1/chat
+                model: {{provider: mistral, name: {MODEL}, config: {{mistral_api_key: {KEY}, mistral_api_base: "{fake.url}/v1"}}}}
+            """)
+        with Gunicorn(path, workers=1) as gw:
+            r = requests.post(gw.url + "/endpoints/m-chat/invocations", json={"stream": True, "messages": [USER]}, timeout=10)
+            got = events(r.content)
+            assert r.status_code == 200 and got[-1] == "[DONE]"
+            assert got[-2]["usage"]["total_tokens"] == 17
+            assert fake.requests[0].path == "/v1/chat/completions" and fake.requests[0].json()["stream"] is True
+            r = requests.post(gw.url + "/endpoints/m-chat/invocations",
+                              json={"stream": True, "messages": [{"role": "user", "content": "cut"}]}, timeout=10)
+            got = events(r.content)
+            assert "[DONE]" not in got and "without [DONE]" in got[-1]["error"]["message"]
+            gw.stop(signal.SIGINT)  # quick shutdown: graceful draining is not under test here
