@@ -437,3 +437,32 @@ def test_live_gemini_sse_framing_through_gunicorn(write_config):
             assert "[DONE]" not in got and "finishReason" in got[-1]["error"]["message"]
             assert KEY not in gw.log()
             gw.stop(signal.SIGINT)  # quick shutdown: graceful draining is not under test here
+
+
+# ----- config --------------------------------------------------------------------------------------
+
+
+def test_example_config_loads_and_config_errors(monkeypatch):
+    from pathlib import Path
+
+    from app.config import parse
+    from app.errors import ConfigError
+
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    monkeypatch.setenv("PALM_API_KEY", KEY)
+    example = Path(__file__).resolve().parents[2] / "config" / "examples" / "gemini.yaml"
+    endpoints = parse(example.read_text(), str(example))
+    assert [e.name for e in endpoints] == ["gemini-chat", "gemini-completions", "gemini-embeddings", "palm-chat"]
+    bad = """
+    endpoints:
+      - name: a
+        endpoint_type: llm/v1/chat
+        model: {provider: gemini, name: "gemini-2.0-flash:generateContent?key=x", config: {gemini_api_key: k}}
+      - name: b
+        endpoint_type: llm/v1/chat
+        model: {provider: palm, name: gemini-2.0-flash, config: {gemini_api_key: k}}
+    """
+    with pytest.raises(ConfigError) as info:
+        parse(bad)
+    text = str(info.value)
+    assert "not a Gemini model id" in text and "palm_api_key" in text and "gemini_api_key" in text

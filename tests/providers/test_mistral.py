@@ -272,3 +272,13 @@ def test_live_mistral_stream_through_gunicorn(write_config):
             got = events(r.content)
             assert "[DONE]" not in got and "without [DONE]" in got[-1]["error"]["message"]
             gw.stop(signal.SIGINT)  # quick shutdown: graceful draining is not under test here
+
+
+def test_example_config_loads(monkeypatch):
+    from pathlib import Path
+
+    from app.config import parse
+
+    monkeypatch.setenv("MISTRAL_API_KEY", KEY)
+    example = Path(__file__).resolve().parents[2] / "config" / "examples" / "mistral.yaml"
+    assert [e.name for e in parse(example.read_text())] == ["mistral-chat", "mistral-completions", "mistral-embeddings"]

@@ -210,3 +210,13 @@ def test_routes(make_app):
     assert r.status_code == 200 and got[-1] == "[DONE]" and got[-2]["usage"]["total_tokens"] == 8
     r = client.post("/endpoints/t-chat/invocations", json={"messages": [USER]})
     assert r.status_code == 401 and "Invalid API key" in r.json["detail"] and KEY not in r.get_data(as_text=True)
+
+
+def test_example_config_loads(monkeypatch):
+    from pathlib import Path
+
+    from app.config import parse
+
+    monkeypatch.setenv("TOGETHER_API_KEY", KEY)
+    example = Path(__file__).resolve().parents[2] / "config" / "examples" / "togetherai.yaml"
+    assert [e.name for e in parse(example.read_text())] == ["together-chat", "together-completions", "together-embeddings"]
