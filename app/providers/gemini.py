@@ -10,6 +10,7 @@ from marshmallow import validate
 from app.config_fields import Secret, Text
 from app.errors import GatewayError, UpstreamError
 from app.providers import gemini_translate as wire
+from app.providers.gemini_stream import StreamTranslator
 from app.providers.base import BaseProvider, Chunk, ProviderConfig, map_status
 
 GEMINI_BASE = "https://generativelanguage.googleapis.com/v1beta"
@@ -93,7 +94,7 @@ class GeminiProvider(BaseProvider):
 
     def _stream(self, body: dict, chat: bool) -> Iterator[Chunk]:
         resp = self.post_stream(self._url("streamGenerateContent"), body, params={"alt": "sse"})
-        translator = wire.StreamTranslator(self.model_id, chat)
+        translator = StreamTranslator(self.model_id, chat)
         for event in self.iter_sse(resp):
             if not event.data.strip():
                 continue
@@ -101,7 +102,7 @@ class GeminiProvider(BaseProvider):
             if isinstance(data, dict) and isinstance(data.get("error"), dict):
                 message = self.redact(str(data["error"].get("message") or "unknown error"))
                 raise UpstreamError(f"The {self._label()} provider failed mid-stream: {message}")
-            yield from translator.feed(data, self._label())
+            yield from translator.feed(data)
         last = translator.finish(self._label())  # EOF is Gemini's only end marker
         if last is not None:
             yield last

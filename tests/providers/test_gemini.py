@@ -13,6 +13,7 @@ from app.errors import InvalidRequest, UpstreamError
 from app.providers import gemini_translate as wire
 from app.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from app.providers.gemini import GeminiProvider, PalmProvider
+from app.providers.gemini_stream import StreamTranslator
 from app.schemas import REQUEST_SCHEMAS
 from app.schemas.chat import ChatChunk, ChatResponse
 from app.schemas.completions import CompletionsResponse
@@ -187,6 +188,36 @@ def test_two_candidates_thinking_safety_and_blocked_prompt():
     assert blocked["choices"] == [{"index": 0, "text": "", "finish_reason": "content_filter"}]
     with pytest.raises(UpstreamError):
         wire.chat_from_upstream({"candidates": []}, "m", "Gemini")
+
+
+def _cand(index, text=None, reason=None):
+    cand = {"index": index, "content": {"role": "model", "parts": [{"text": text}] if text else []}}
+    return {**cand, "finishReason": reason} if reason else cand
+
+
+def test_stream_translator_two_candidates_and_usage_only_event():
+    t = StreamTranslator("m", chat=True)
+    first = t.feed({"candidates": [_cand(0, "A"), _cand(1, "B")], "responseId": "r1"})
+    assert [(c["choices"][0]["index"], c["choices"][0]["delta"]) for c in first] == [
+        (0, {"role": "assistant", "content": "A"}), (1, {"role": "assistant", "content": "B"})]
+    assert [c["choices"][0]["finish_reason"] for c in t.feed({"candidates": [_cand(0, reason="STOP")]})] == ["stop"]
+    assert t.feed({"usageMetadata": {"promptTokenCount": 1, "totalTokenCount": 1}}) == []
+    with pytest.raises(UpstreamError):  # candidate 1 never finished
+        t.finish("Gemini")
+    t.feed({"candidates": [_cand(1, reason="MAX_TOKENS")],
+            "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 4, "totalTokenCount": 5}})
+    last = t.finish("Gemini")
+    assert last["choices"] == [] and last["usage"] == {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}
+    assert last["id"] == "r1"
+
+
+def test_stream_translator_completions_and_empty_stream():
+    t = StreamTranslator("m", chat=False)
+    [chunk] = t.feed({"candidates": [_cand(0, "Hi", "STOP")]})
+    assert chunk["object"] == "text_completion" and chunk["choices"][0] == {"index": 0, "text": "Hi", "finish_reason": "stop"}
+    assert t.finish("Gemini") is None  # no usage reported: no usage chunk
+    with pytest.raises(UpstreamError):
+        StreamTranslator("m", chat=True).finish("Gemini")
 
 
 # ----- exact upstream calls (responses) -------------------------------------------------------
