@@ -236,8 +236,15 @@ def _delta(delta: Mapping[str, Any]) -> dict:
     return out
 
 
+def _stream_error(event: Mapping[str, Any]) -> None:
+    # Mistral's error envelope `{"object":"error","message",...}` arriving as a stream event.
+    if event.get("object") == "error":
+        raise UpstreamError(f"The {LABEL} provider failed mid-stream: {event.get('message') or 'unknown error'}")
+
+
 def chat_chunk_from_upstream(event: Mapping[str, Any], model: str) -> dict:
     """Mistral `chat.completion.chunk` (usage on the last one) -> unified chat chunk."""
+    _stream_error(event)
     chunk = {
         "id": event.get("id") or "", "object": "chat.completion.chunk", "created": event.get("created") or shapes.now(),
         "model": event.get("model") or model,
@@ -251,6 +258,7 @@ def chat_chunk_from_upstream(event: Mapping[str, Any], model: str) -> dict:
 
 def completions_chunk_from_upstream(event: Mapping[str, Any], model: str) -> dict:
     """The chat chunk's `delta.content` becomes the completions chunk's `text`."""
+    _stream_error(event)
     chunk = {
         "id": event.get("id") or "", "object": "text_completion", "created": event.get("created") or shapes.now(),
         "model": event.get("model") or model,

@@ -111,7 +111,10 @@ class OpenAICompatible(BaseProvider):
                 raise UpstreamError(
                     f"The {self._label()} provider failed mid-stream: {self.redact(message)}"
                 )
-            chunk = translate(self.parse_event(data))
+            try:
+                chunk = translate(self.parse_event(data))
+            except UpstreamError as exc:  # translation saw an in-band failure; keep keys out of it
+                raise UpstreamError(self.redact(exc.message)) from None
             if chunk is not None:
                 yield chunk
         raise UpstreamError(f"The {self._label()} provider's stream ended without [DONE].")

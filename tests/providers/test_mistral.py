@@ -112,6 +112,14 @@ def test_finish_reason(raw, expected):
     assert wire.finish_reason(raw) == expected
 
 
+def test_error_object_mid_stream_raises():
+    event = {"object": "error", "message": "Service unavailable", "type": "internal_error", "param": None, "code": None}
+    with pytest.raises(UpstreamError, match="mid-stream: Service unavailable"):
+        wire.chat_chunk_from_upstream(event, MODEL)
+    with pytest.raises(UpstreamError, match="mid-stream"):
+        wire.completions_chunk_from_upstream(event, MODEL)
+
+
 def test_finish_reason_error_raises():
     with pytest.raises(UpstreamError):
         wire.finish_reason("error")
