@@ -11,10 +11,12 @@ from app.errors import InvalidRequest, UpstreamError
 from app.providers.base import Chunk, ProviderConfig
 from app.providers.openai_compat import (
     OpenAICompatible,
+    embeddings_reply,
     max_tokens,
     reject_unknown,
     single_prompt,
     text_of,
+    usage,
     tool_name,
     tool_names,
 )
@@ -201,7 +203,7 @@ def chat_from_upstream(body: Mapping[str, Any], model: str) -> dict:
         for c in body.get("choices") or ()
     ]
     return shapes.chat_response(model=body.get("model") or model, choices=choices,
-                                usage=_usage(body.get("usage")), id=body.get("id"), created=body.get("created"))
+                                usage=usage(body.get("usage")), id=body.get("id"), created=body.get("created"))
 
 
 def completions_from_upstream(body: Mapping[str, Any], model: str) -> dict:
@@ -211,13 +213,8 @@ def completions_from_upstream(body: Mapping[str, Any], model: str) -> dict:
         for c in body.get("choices") or ()
     ]
     return shapes.completions_response(model=body.get("model") or model, choices=choices,
-                                       usage=_usage(body.get("usage")), id=body.get("id"), created=body.get("created"))
+                                       usage=usage(body.get("usage")), id=body.get("id"), created=body.get("created"))
 
-
-def _usage(usage: Any) -> dict | None:
-    if not isinstance(usage, dict):
-        return None
-    return shapes.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens"))
 
 
 def _delta(delta: Mapping[str, Any]) -> dict:
@@ -252,7 +249,7 @@ def chat_chunk_from_upstream(event: Mapping[str, Any], model: str) -> dict:
                      "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()],
     }
     if event.get("usage"):
-        chunk["usage"] = _usage(event["usage"])
+        chunk["usage"] = usage(event["usage"])
     return chunk
 
 
@@ -266,19 +263,11 @@ def completions_chunk_from_upstream(event: Mapping[str, Any], model: str) -> dic
                      "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()],
     }
     if event.get("usage"):
-        chunk["usage"] = _usage(event["usage"])
+        chunk["usage"] = usage(event["usage"])
     return chunk
 
 
-def embeddings_from_upstream(body: Mapping[str, Any], model: str) -> dict:
-    """`{"data":[{"embedding","index"}],"usage":{"prompt_tokens","total_tokens"}}` -> unified embeddings."""
-    data = sorted(body.get("data") or (), key=lambda d: d.get("index", 0))
-    usage = body.get("usage")
-    return shapes.embeddings_response(
-        model=body.get("model") or model, vectors=[d["embedding"] for d in data],
-        usage={"prompt_tokens": usage.get("prompt_tokens"), "total_tokens": usage.get("total_tokens")}
-        if isinstance(usage, dict) else None,
-    )
+embeddings_from_upstream = embeddings_reply  # both vendors answer in OpenAI's embeddings shape
 
 
 # ----- transport ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 from app.errors import InvalidRequest, UpstreamError
 from app.providers.base import BaseProvider, Chunk
 from app.providers.openai import chunk_error
+from app.schemas import shapes
 
 # Keys of the unified request that are routing or framing, never sent as vendor parameters.
 FRAMING = frozenset({"model", "stream", "stream_options"})
@@ -70,6 +71,24 @@ def text_of(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
     return ""
+
+
+def usage(raw: Any) -> dict | None:
+    """OpenAI-named `usage{prompt_tokens,completion_tokens,total_tokens}`, or None when absent."""
+    if not isinstance(raw, dict):
+        return None
+    return shapes.usage(raw.get("prompt_tokens"), raw.get("completion_tokens"), raw.get("total_tokens"))
+
+
+def embeddings_reply(body: Mapping[str, Any], model: str) -> dict:
+    """`{"data":[{"embedding","index"}],"model","usage"?}` -> unified embeddings (usage may be absent)."""
+    data = sorted(body.get("data") or (), key=lambda d: d.get("index", 0))
+    raw = body.get("usage")
+    return shapes.embeddings_response(
+        model=body.get("model") or model, vectors=[d["embedding"] for d in data],
+        usage={"prompt_tokens": raw.get("prompt_tokens"), "total_tokens": raw.get("total_tokens")}
+        if isinstance(raw, dict) else None,
+    )
 
 
 # ----- transport ---------------------------------------------------------------------------

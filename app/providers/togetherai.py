@@ -10,10 +10,12 @@ from app.errors import InvalidRequest, UpstreamError
 from app.providers.base import Chunk, ProviderConfig
 from app.providers.openai_compat import (
     OpenAICompatible,
+    embeddings_reply,
     max_tokens,
     reject_unknown,
     single_prompt,
     text_of,
+    usage,
 )
 from app.schemas import shapes
 
@@ -131,11 +133,6 @@ def finish_reason(value: Any) -> str | None:
     return "stop" if value == "eos" else value
 
 
-def _usage(usage: Any) -> dict | None:
-    if not isinstance(usage, dict):
-        return None
-    return shapes.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens"))
-
 
 def _calls(calls: Any) -> list[dict] | None:
     if not calls:
@@ -151,7 +148,7 @@ def chat_from_upstream(body: Mapping[str, Any], model: str) -> dict:
                            finish_reason(c.get("finish_reason")))
         for i, c in enumerate(body.get("choices") or ())
     ]
-    return shapes.chat_response(model=body.get("model") or model, choices=choices, usage=_usage(body.get("usage")),
+    return shapes.chat_response(model=body.get("model") or model, choices=choices, usage=usage(body.get("usage")),
                                 id=body.get("id"), created=body.get("created"))
 
 
@@ -161,7 +158,7 @@ def completions_from_upstream(body: Mapping[str, Any], model: str) -> dict:
         shapes.completions_choice(c.get("index", i), c.get("text") or "", finish_reason(c.get("finish_reason")))
         for i, c in enumerate(body.get("choices") or ())
     ]
-    return shapes.completions_response(model=body.get("model") or model, choices=choices, usage=_usage(body.get("usage")),
+    return shapes.completions_response(model=body.get("model") or model, choices=choices, usage=usage(body.get("usage")),
                                        id=body.get("id"), created=body.get("created"))
 
 
@@ -179,7 +176,7 @@ def chat_chunk_from_upstream(event: Mapping[str, Any], model: str) -> dict:
                      "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()],
     }
     if event.get("usage"):
-        chunk["usage"] = _usage(event["usage"])
+        chunk["usage"] = usage(event["usage"])
     return chunk
 
 
@@ -193,19 +190,11 @@ def completions_chunk_from_upstream(event: Mapping[str, Any], model: str) -> dic
                      "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()],
     }
     if event.get("usage"):
-        chunk["usage"] = _usage(event["usage"])
+        chunk["usage"] = usage(event["usage"])
     return chunk
 
 
-def embeddings_from_upstream(body: Mapping[str, Any], model: str) -> dict:
-    """`{"object":"list","data":[{"embedding","index"}],"model"}` (usage often absent) -> unified."""
-    data = sorted(body.get("data") or (), key=lambda d: d.get("index", 0))
-    usage = body.get("usage")
-    return shapes.embeddings_response(
-        model=body.get("model") or model, vectors=[d["embedding"] for d in data],
-        usage={"prompt_tokens": usage.get("prompt_tokens"), "total_tokens": usage.get("total_tokens")}
-        if isinstance(usage, dict) else None,
-    )
+embeddings_from_upstream = embeddings_reply  # both vendors answer in OpenAI's embeddings shape
 
 
 # ----- transport ---------------------------------------------------------------------------
