@@ -223,6 +223,13 @@ def test_stream_translator_completions_and_empty_stream():
 # ----- exact upstream calls (responses) -------------------------------------------------------
 
 
+def validate_all(calls) -> None:
+    """Check every body sent upstream against the spec path its URL names."""
+    for call in calls:
+        method = call.request.url.split("?")[0].rsplit(":", 1)[1]
+        validate_request(SPEC, "/models/{modelsId}:" + method, sent_json(call))
+
+
 def _no_key_in_url(call):
     assert KEY not in call.request.url and "key=" not in call.request.url
 
@@ -398,6 +405,7 @@ def test_routes_chat_completions_embeddings(make_app):
     assert r.status_code == 200 and r.json["choices"][0]["text"] == "Paris.\n"
     r = client.post("/gateway/g-embed/invocations", json={"input": ["a", "b"]})
     assert r.status_code == 200 and len(r.json["data"]) == 2
+    validate_all(responses.calls)
 
 
 @responses.activate
@@ -427,6 +435,7 @@ def test_routes_stream_and_errors(make_app):
     responses.post(f"{URL}:generateContent", json=data("gemini", "error_api_key.json"), status=400)
     r = client.post("/v1/chat/completions", json={"model": "g-chat", "messages": [USER]})
     assert r.status_code == 401 and KEY not in r.get_data(as_text=True)
+    validate_all(responses.calls)
 
 
 # ----- live: real gunicorn + gevent in front of a local fake Gemini ---------------------------------
@@ -467,6 +476,8 @@ def test_live_gemini_sse_framing_through_gunicorn(write_config):
             got = events(r.content)
             assert "[DONE]" not in got and "finishReason" in got[-1]["error"]["message"]
             assert KEY not in gw.log()
+            for seen in fake.requests:
+                validate_request(SPEC, STREAM, seen.json())
             gw.stop(signal.SIGINT)  # quick shutdown: graceful draining is not under test here
 
 

@@ -153,6 +153,7 @@ def test_chat_call_is_exact():
     call = responses.calls[0]
     assert call.request.url == f"{BASE}/chat/completions"
     assert sent_json(call) == {"model": MODEL, "messages": [USER], "temperature": 0.2}
+    validate_request(SPEC, "/v1/chat/completions", sent_json(call))
 
 
 @responses.activate
@@ -248,6 +249,8 @@ def test_routes(make_app):
     r = client.post("/gateway/m-chat/invocations", json={"messages": [USER], "stream": True})
     got = events(r.data)
     assert r.status_code == 200 and "[DONE]" not in got and "error" in got[-1]
+    for call in responses.calls:
+        validate_request(SPEC, "/v1/chat/completions", sent_json(call))
 
 
 def test_live_mistral_stream_through_gunicorn(write_config):
@@ -279,6 +282,8 @@ def test_live_mistral_stream_through_gunicorn(write_config):
                               json={"stream": True, "messages": [{"role": "user", "content": "cut"}]}, timeout=10)
             got = events(r.content)
             assert "[DONE]" not in got and "without [DONE]" in got[-1]["error"]["message"]
+            for seen in fake.requests:
+                validate_request(SPEC, "/v1/chat/completions", seen.json())
             gw.stop(signal.SIGINT)  # quick shutdown: graceful draining is not under test here
 
 

@@ -210,6 +210,8 @@ def test_routes(make_app):
     assert r.status_code == 200 and got[-1] == "[DONE]" and got[-2]["usage"]["total_tokens"] == 8
     r = client.post("/endpoints/t-chat/invocations", json={"messages": [USER]})
     assert r.status_code == 401 and "Invalid API key" in r.json["detail"] and KEY not in r.get_data(as_text=True)
+    for call in responses.calls:
+        validate_request(SPEC, call.request.url.removeprefix(BASE), sent_json(call))
 
 
 def test_example_config_loads(monkeypatch):
