@@ -1,13 +1,15 @@
 """Together AI (api.together.xyz): OpenAI-compatible chat, completions and embeddings."""
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator, Mapping
 
+import requests
 from marshmallow import validate
 
 from app.config_fields import Secret, Text
-from app.errors import InvalidRequest, UpstreamError
-from app.providers.base import Chunk, ProviderConfig
+from app.errors import GatewayError, InvalidRequest, UpstreamError
+from app.providers.base import Chunk, ProviderConfig, map_status
 from app.providers.openai_compat import (
     OpenAICompatible,
     embeddings_reply,
@@ -207,6 +209,21 @@ class TogetherAIProvider(OpenAICompatible):
     base_url_key = "togetherai_api_base"
     default_base_url = TOGETHER_BASE
     key_field = "togetherai_api_key"
+
+    def upstream_error(self, resp: requests.Response) -> GatewayError:
+        # Together once sent rate limits as 400 `code: "rate_limit"` (together-python's comment), and
+        # may give only `retry-after-ms`; both still mean "429, retry after N seconds" to clients.
+        err = super().upstream_error(resp)
+        if resp.status_code == 400 and err.code == "rate_limit":
+            err = map_status(429, err.message, self._label(), resp.headers, code="rate_limit")
+        if err.status == 429 and "Retry-After" not in err.headers:
+            try:
+                ms = float(resp.headers.get("retry-after-ms", ""))
+            except ValueError:
+                ms = None
+            if ms is not None and ms >= 0:
+                err.headers["Retry-After"] = str(math.ceil(ms / 1000))
+        return err
 
     def chat(self, request: dict) -> dict:
         return chat_from_upstream(self.call("chat/completions", chat_to_upstream(request, self.model)), self.model)

@@ -189,6 +189,19 @@ def test_error_mapping(file, status, headers, expect_status, expect_headers, cod
     assert KEY not in err.message
 
 
+@pytest.mark.parametrize("status,body,headers,retry", [
+    (400, {"error": {"message": "Rate limit reached", "type": "invalid_request_error", "param": None, "code": "rate_limit"}},
+     {}, None),
+    (429, {"error": {"message": "slow down", "type": "rate_limit", "param": None, "code": None}}, {"retry-after-ms": "1500"}, "2"),
+])
+@responses.activate
+def test_rate_limit_variants_become_429(status, body, headers, retry):
+    responses.post(f"{BASE}/chat/completions", json=body, status=status, headers=headers)
+    with pytest.raises(UpstreamError) as info:
+        provider().chat(load(CHAT, {"messages": [USER]}))
+    assert info.value.status == 429 and info.value.headers.get("Retry-After") == retry
+
+
 CONFIG = f"""
 endpoints:
   - name: t-chat
