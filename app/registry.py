@@ -17,6 +17,10 @@ BUILTINS: dict[str, str] = {
     "cohere": "app.providers.cohere:CohereProvider",
     "echo": "app.providers.echo:EchoProvider",
     "openai": "app.providers.openai:OpenAIProvider",
+    "gemini": "app.providers.gemini:GeminiProvider",
+    "palm": "app.providers.gemini:PalmProvider",
+    "mistral": "app.providers.mistral:MistralProvider",
+    "togetherai": "app.providers.togetherai:TogetherAIProvider",
 }
 
 
