@@ -1,0 +1,159 @@
+"""MLflow Model Serving provider: /invocations bodies, accepted prediction shapes, errors."""
+from __future__ import annotations
+
+import pytest
+import responses
+
+from app import config as config_mod
+from app.errors import ConfigError, InvalidRequest, UpstreamError
+from app.providers import mlflow_serving as mlf
+from tests.providers.util import data, data_json, sent
+
+SERVER = "http://scoring.test:5001"
+YAML = f"""
+endpoints:
+  - name: chat
+    endpoint_type: llm/v1/chat
+    model: {{provider: mlflow-model-serving, name: qa-model, config: {{model_server_url: "{SERVER}"}}}}
+  - name: text
+    endpoint_type: llm/v1/completions
+    model: {{provider: mlflow-model-serving, name: text-model, config: {{model_server_url: "{SERVER}/"}}}}
+  - name: embed
+    endpoint_type: llm/v1/embeddings
+    model: {{provider: mlflow-model-serving, name: st-model, config: {{model_server_url: "{SERVER}"}}}}
+"""
+
+
+@pytest.mark.parametrize("request_, body", [
+    ({"prompt": "Hi"}, {"inputs": ["Hi"]}),
+    ({"prompt": ["a", "b"], "temperature": 0.5, "max_tokens": 64},
+     {"inputs": ["a", "b"], "params": {"temperature": 0.5, "max_tokens": 64}}),
+    ({"prompt": "a", "max_completion_tokens": 8, "top_k": 3, "n": 1},
+     {"inputs": ["a"], "params": {"max_tokens": 8, "top_k": 3}}),
+])
+def test_completions_to_upstream(request_, body):
+    assert mlf.completions_to_upstream(request_) == body
+
+
+@pytest.mark.parametrize("request_, body", [
+    ({"messages": [{"role": "user", "content": "Capital?"}]}, {"inputs": ["Capital?"]}),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "Capital?"}]}], "temperature": 0},
+     {"inputs": ["Capital?"], "params": {"temperature": 0}}),
+])
+def test_chat_to_upstream(request_, body):
+    assert mlf.chat_to_upstream(request_) == body
+
+
+@pytest.mark.parametrize("request_, param", [
+    ({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]}, "messages"),
+    ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                   {"role": "user", "content": "c"}]}, "messages"),
+    ({"messages": [{"role": "assistant", "content": "a"}]}, "messages"),
+    ({"messages": [{"role": "user", "content": "a"}], "n": 2}, "n"),
+    ({"messages": [{"role": "user", "content": "a"}], "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+])
+def test_chat_rejects(request_, param):
+    with pytest.raises(InvalidRequest) as info:
+        mlf.chat_to_upstream(request_)
+    assert info.value.param == param and "MLflow Model Serving" in info.value.message
+
+
+@pytest.mark.parametrize("file, count, texts", [
+    ("mlflow/predictions_list.json", 2, ["Paris.", "Berlin."]),
+    ("mlflow/predictions_choices.json", 1, ["Paris."]),
+    ("mlflow/predictions_single_key.json", 1, ["Paris."]),
+])
+def test_text_shapes(file, count, texts):
+    assert mlf.texts_from_upstream(data_json(file), count) == texts
+
+
+@pytest.mark.parametrize("reply, count", [
+    ({"outputs": ["a"]}, 1), ({"predictions": ["a"]}, 2), ({"predictions": {"a": ["x"], "b": ["y"]}}, 1),
+    ({"predictions": [{"generated": "x"}]}, 1), ({"predictions": "x"}, 1), (["x"], 1),
+])
+def test_text_shapes_rejected(reply, count):
+    with pytest.raises(UpstreamError) as info:
+        mlf.texts_from_upstream(reply, count)
+    assert info.value.status == 502
+
+
+@pytest.mark.parametrize("reply, count, vectors", [
+    (data_json("mlflow/embeddings.json"), 2, [[0.1, -0.2, 0.3], [0.4, 0.5, -0.6]]),
+    (data_json("mlflow/embeddings_flat.json"), 1, [[0.1, -0.2, 0.3]]),
+])
+def test_vectors(reply, count, vectors):
+    assert mlf.vectors_from_upstream(reply, count) == vectors
+
+
+@pytest.mark.parametrize("reply, count", [
+    ({"predictions": [[0.1], [0.2]]}, 1), ({"predictions": [["a"]]}, 1), ({"predictions": []}, 1), ({}, 1),
+    ({"predictions": [0.1, 0.2]}, 2),
+])
+def test_vectors_rejected(reply, count):
+    with pytest.raises(UpstreamError):
+        mlf.vectors_from_upstream(reply, count)
+
+
+@responses.activate
+def test_completions_through_flask(make_app):
+    responses.post(f"{SERVER}/invocations", body=data("mlflow/predictions_list.json"), content_type="application/json")
+    resp = make_app(YAML).test_client().post("/v1/completions", json={
+        "model": "text", "prompt": ["France?", "Germany?"], "temperature": 0.5, "max_tokens": 64})
+    assert resp.status_code == 200, resp.json
+    call, body = sent()
+    assert call.request.url == f"{SERVER}/invocations"
+    assert call.request.headers["Content-Type"] == "application/json" and "Authorization" not in call.request.headers
+    assert body == {"inputs": ["France?", "Germany?"], "params": {"temperature": 0.5, "max_tokens": 64}}
+    assert [(c["text"], c["finish_reason"]) for c in resp.json["choices"]] == [("Paris.", None), ("Berlin.", None)]
+    assert resp.json["usage"] is None
+
+
+@responses.activate
+def test_chat_through_flask(make_app):
+    responses.post(f"{SERVER}/invocations", body=data("mlflow/predictions_choices.json"), content_type="application/json")
+    client = make_app(YAML).test_client()
+    resp = client.post("/gateway/chat/invocations", json={"messages": [{"role": "user", "content": "Capital?"}]})
+    assert resp.status_code == 200, resp.json
+    assert sent()[1] == {"inputs": ["Capital?"]}
+    assert resp.json["choices"][0]["message"] == {"role": "assistant", "content": "Paris."}
+    resp = client.post("/gateway/chat/invocations", json={"messages": [
+        {"role": "system", "content": "s"}, {"role": "user", "content": "u"}]})
+    assert resp.status_code == 422 and "exactly one user message" in resp.json["detail"]
+
+
+@responses.activate
+def test_embeddings_through_flask(make_app):
+    responses.post(f"{SERVER}/invocations", body=data("mlflow/embeddings.json"), content_type="application/json")
+    resp = make_app(YAML).test_client().post("/v1/embeddings", json={"model": "embed", "input": ["a", "b"]})
+    assert resp.status_code == 200, resp.json
+    assert sent()[1] == {"inputs": ["a", "b"]}
+    assert len(resp.json["data"]) == 2 and resp.json["usage"] is None
+
+
+@pytest.mark.parametrize("status, body, expected, fragment", [
+    (400, data("mlflow/error_400.json"), 400, "exactly one of the input fields"),
+    (500, b'{"error_code":"INTERNAL_ERROR","message":"predict failed"}', 502, "predict failed"),
+    (200, b'{"result": ["x"]}', 502, "no 'predictions' key"),
+    (200, b"<html>not json</html>", 502, "not JSON"),
+])
+@responses.activate
+def test_errors(make_app, status, body, expected, fragment):
+    responses.post(f"{SERVER}/invocations", status=status, body=body, content_type="application/json")
+    resp = make_app(YAML).test_client().post("/v1/completions", json={"model": "text", "prompt": "x"})
+    assert resp.status_code == expected
+    assert fragment in resp.json["error"]["message"]
+
+
+def test_stream_rejected(make_app):
+    resp = make_app(YAML).test_client().post("/v1/completions", json={"model": "text", "prompt": "x", "stream": True})
+    assert resp.status_code == 400 and resp.json["error"]["param"] == "stream"
+
+
+def test_config_requires_url():
+    with pytest.raises(ConfigError, match="model_server_url"):
+        config_mod.parse("""
+endpoints:
+  - name: e
+    endpoint_type: llm/v1/completions
+    model: {provider: mlflow-model-serving, name: m, config: {}}
+""")
