@@ -304,3 +304,63 @@ endpoints:
 """
     with pytest.raises(ConfigError, match="does not support llm/v1/embeddings"):
         config_mod.parse(text)
+
+
+# ----- live: the native SSE stream through real gunicorn + gevent ---------------------------
+
+
+def _events(name: str) -> list[bytes]:
+    """The canned stream split into its SSE events, each sent as its own HTTP chunk."""
+    return [block + b"\n\n" for block in data(name).split(b"\n\n") if block.strip()]
+
+
+@pytest.mark.parametrize("name, final", [
+    ("tgi/generate_stream.sse", "[DONE]"),
+    ("tgi/generate_stream_error.sse", "error"),
+])
+def test_live_generate_stream_through_gunicorn(write_config, name, final):
+    import time
+
+    import requests as http
+
+    from tests.live import FakeUpstream, Gunicorn, Reply
+
+    def handler(seen):
+        if seen.path != "/generate_stream":
+            return Reply(404, {"error": "not found", "error_type": "not_found"})
+        return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=_events(name), chunk_interval=0.05)
+
+    with FakeUpstream(handler) as fake:
+        path = write_config(f"""
+endpoints:
+  - name: tgi
+    endpoint_type: llm/v1/completions
+    model: {{provider: huggingface-text-generation-inference, name: m, config: {{hf_server_url: "{fake.url}"}}}}
+""")
+        with Gunicorn(path, workers=1) as gw:
+            started = time.monotonic()
+            arrivals, lines = [], []
+            with http.post(f"{gw.url}/v1/completions", stream=True, timeout=30, json={
+                    "model": "tgi", "prompt": "Capital?", "stream": True,
+                    "stream_options": {"include_usage": True}}) as resp:
+                assert resp.status_code == 200
+                assert resp.headers["Content-Type"].startswith("text/event-stream")
+                for line in resp.iter_lines():
+                    if line.startswith(b"data: "):
+                        lines.append(line[6:].decode())
+                        arrivals.append(time.monotonic() - started)
+        body = fake.requests[0].json()
+        validate_request(SPEC, "/generate_stream", body)
+        assert body == {"inputs": "Capital?", "parameters": {"details": True}}
+    first = json.loads(lines[0])
+    assert first["choices"][0]["text"] == " Paris"
+    if final == "[DONE]":
+        assert lines[-1] == "[DONE]"
+        assert "".join(json.loads(x)["choices"][0]["text"] for x in lines[:3]) == " Paris."
+        assert json.loads(lines[-2])["usage"] == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+        # Chunks are relayed as they come, not buffered until the upstream finishes.
+        assert arrivals[-1] - arrivals[0] >= 0.08
+    else:
+        last = json.loads(lines[-1])
+        assert "CUDA out of memory" in last["error"]["message"]
+        assert "[DONE]" not in lines
