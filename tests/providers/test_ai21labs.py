@@ -254,3 +254,11 @@ endpoints:
         config_mod.parse(bad.format(etype="llm/v1/chat", model="j2-mid", config="{ai21labs_api_key: k}"))
     with pytest.raises(ConfigError, match="does not support llm/v1/embeddings"):
         config_mod.parse(bad.format(etype="llm/v1/embeddings", model="jamba-mini", config="{ai21labs_api_key: k}"))
+
+
+def test_example_config_loads(monkeypatch):
+    from tests.providers.util import example_endpoints
+
+    monkeypatch.setenv("AI21_API_KEY", "example-key")
+    endpoints = example_endpoints("ai21labs.yaml")
+    assert endpoints and {e.provider for e in endpoints} == {"ai21labs"}

@@ -364,3 +364,11 @@ endpoints:
         last = json.loads(lines[-1])
         assert "CUDA out of memory" in last["error"]["message"]
         assert "[DONE]" not in lines
+
+
+def test_example_config_loads(monkeypatch):
+    from tests.providers.util import example_endpoints
+
+    monkeypatch.setenv("HF_TOKEN", "example-key")
+    endpoints = example_endpoints("huggingface-text-generation-inference.yaml")
+    assert endpoints and {e.provider for e in endpoints} == {"huggingface-text-generation-inference"}

@@ -157,3 +157,10 @@ endpoints:
     endpoint_type: llm/v1/completions
     model: {provider: mlflow-model-serving, name: m, config: {}}
 """)
+
+
+def test_example_config_loads(monkeypatch):
+    from tests.providers.util import example_endpoints
+
+    endpoints = example_endpoints("mlflow-model-serving.yaml")
+    assert endpoints and {e.provider for e in endpoints} == {"mlflow-model-serving"}

@@ -168,3 +168,11 @@ endpoints:
     endpoint_type: llm/v1/chat
     model: {provider: mosaicml, name: llama2-70b-chat, config: {}}
 """)
+
+
+def test_example_config_loads(monkeypatch):
+    from tests.providers.util import example_endpoints
+
+    monkeypatch.setenv("MOSAICML_API_KEY", "example-key")
+    endpoints = example_endpoints("mosaicml.yaml")
+    assert endpoints and {e.provider for e in endpoints} == {"mosaicml"}

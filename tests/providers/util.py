@@ -43,3 +43,10 @@ def sse_events(raw: bytes) -> list[Any]:
             payload = block[len("data: "):]
             out.append(payload if payload == "[DONE]" else json.loads(payload))
     return out
+
+
+def example_endpoints(file: str) -> list:
+    """Load config/examples/<file> (the caller sets the env vars it references)."""
+    from app import config as config_mod
+
+    return config_mod.load(str(DATA.parents[1] / "config" / "examples" / file))
