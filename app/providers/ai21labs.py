@@ -106,9 +106,13 @@ def chat_to_upstream(request: Mapping[str, Any], model: str) -> dict:
 
 def chat_from_upstream(body: Mapping[str, Any], model: str) -> dict:
     """Jamba `{"id","choices":[{"index","message":{"role","content","tool_calls"},"finish_reason"}],"usage"}`."""
+    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+        raise UpstreamError(f"The {LABEL} provider returned a reply without choices.")
     choices = []
-    for choice in body.get("choices") or ():
-        msg = choice.get("message") or {}
+    for choice in body["choices"]:
+        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+            raise UpstreamError(f"The {LABEL} provider returned a choice without a message.")
+        msg = choice["message"]
         choices.append(shapes.chat_choice(
             choice.get("index", len(choices)),
             shapes.chat_message(msg.get("content"), msg.get("tool_calls") or None),
@@ -163,8 +167,8 @@ def complete_to_upstream(request: Mapping[str, Any]) -> dict:
 
 def complete_from_upstream(body: Mapping[str, Any], model: str) -> dict:
     """Jurassic `{"id","completions":[{"data":{"text"},"finishReason":{"reason"}}]}`; no usage."""
-    completions = body.get("completions")
-    if not isinstance(completions, list) or not completions:
+    completions = body.get("completions") if isinstance(body, dict) else None
+    if not isinstance(completions, list) or not completions or not all(isinstance(c, dict) for c in completions):
         raise UpstreamError(f"The {LABEL} provider returned no completions.")
     choices = []
     for i, item in enumerate(completions):
@@ -247,6 +251,8 @@ class AI21LabsProvider(BaseProvider):
             if message is not None:
                 raise UpstreamError(f"The {LABEL} provider failed mid-stream: {self.redact(message)}")
             data = self.parse_event(event.data)
+            if not isinstance(data, dict) or not isinstance(data.get("choices", []), list):
+                raise UpstreamError(f"The {LABEL} provider sent a stream event that is not a chunk.")
             # AI21 puts usage on the last content chunk; OpenAI clients expect it only in the
             # separate `choices: []` chunk they asked for with stream_options.include_usage.
             usage = data.get("usage") or usage

@@ -25,6 +25,7 @@ GENERATE_KEYS = {
     "prompt", "temperature", "top_p", "n", "max_tokens", "max_completion_tokens", "stop",
     "stream", "stream_options", "seed", "frequency_penalty", "top_k", "repetition_penalty",
 }
+GRAMMARS = ("json", "regex", "json_schema")
 # TGI `details.finish_reason` → OpenAI finish_reason.
 FINISH = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
 
@@ -74,12 +75,29 @@ def chat_to_upstream(request: Mapping[str, Any], model: str) -> dict:
         body["top_p"] = request["top_p"]
     if stop_list(request) is not None:
         body["stop"] = stop_list(request)
+    if "tools" in request:
+        body["tools"] = [tool_to_upstream(t) for t in request["tools"]]
+    fmt = request.get("response_format")
+    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in GRAMMARS or "value" not in fmt):
+        raise reject("response_format", "must be a TGI grammar {'type': 'json'|'regex'|'json_schema', 'value': ...}")
     return body
+
+
+def tool_to_upstream(tool: Mapping[str, Any]) -> dict:
+    """OpenAI `{"type":"function","function":{"name","description","parameters"}}` → TGI's
+    `FunctionDefinition`, which names the JSON schema `arguments` (tgi.openapi.json)."""
+    fn = tool["function"]
+    out: dict[str, Any] = {"name": fn["name"], "arguments": fn.get("parameters") or {"type": "object", "properties": {}}}
+    if fn.get("description") is not None:
+        out["description"] = fn["description"]
+    return {"type": "function", "function": out}
 
 
 def chat_from_upstream(body: dict) -> dict:
     """TGI chat reply: OpenAI's shape, except `finish_reason: "stop_sequence"` passes verbatim."""
-    for choice in body.get("choices") or ():
+    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+        raise UpstreamError(f"The {LABEL} provider returned a chat reply without choices.")
+    for choice in body["choices"]:
         if isinstance(choice, dict):
             choice["finish_reason"] = FINISH.get(choice.get("finish_reason"), choice.get("finish_reason"))
     body.setdefault("usage", None)
@@ -149,7 +167,7 @@ def generate_from_upstream(body: Any) -> tuple[str, str | None, int | None, int 
     (text, finish_reason, prompt_tokens, completion_tokens)."""
     if not isinstance(body, dict) or not isinstance(body.get("generated_text"), str):
         raise UpstreamError(f"The {LABEL} provider returned a reply without generated_text.")
-    details = body.get("details") or {}
+    details = body.get("details") if isinstance(body.get("details"), dict) else {}
     prefill = details.get("prefill")
     return (
         body["generated_text"],
@@ -162,10 +180,10 @@ def generate_from_upstream(body: Any) -> tuple[str, str | None, int | None, int 
 def stream_event(event: Mapping[str, Any]) -> tuple[str, str | None, dict | None]:
     """One `/generate_stream` event `{"index","token":{"text","special"},"generated_text","details"}`
     → (delta text, finish_reason or None, usage on the final event)."""
-    token = event.get("token") or {}
+    token = event.get("token") if isinstance(event.get("token"), dict) else {}
     text = "" if token.get("special") else token.get("text") or ""
     details = event.get("details")
-    if not details:
+    if not isinstance(details, dict):
         return text, None, None
     reason = details.get("finish_reason")
     usage = shapes.usage(details.get("input_length"), details.get("generated_tokens"))
@@ -248,7 +266,9 @@ class HuggingFaceTGIProvider(BaseProvider):
         base = {"id": shapes.new_id("cmpl"), "model": self.model, "created": shapes.now()}
         for event in self.iter_sse(resp):
             data = self.parse_event(event.data)
-            if isinstance(data, dict) and "error" in data:
+            if not isinstance(data, dict):
+                raise UpstreamError(f"The {LABEL} provider sent a stream event that is not an object.")
+            if "error" in data:
                 raise UpstreamError(f"The {LABEL} provider failed mid-stream: {self.redact(str(self.error_message(data)))}")
             text, reason, usage = stream_event(data)
             if text or reason:

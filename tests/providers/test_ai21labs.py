@@ -7,7 +7,6 @@ import responses
 from app import config as config_mod
 from app.errors import ConfigError, InvalidRequest, UpstreamError
 from app.providers import ai21labs as ai21
-from app.providers.base import COMPLETIONS
 from tests.providers.util import build, data, data_json, sent, sse_events
 from tests.upstream_spec import validate_request
 
@@ -262,3 +261,23 @@ def test_example_config_loads(monkeypatch):
     monkeypatch.setenv("AI21_API_KEY", "example-key")
     endpoints = example_endpoints("ai21labs.yaml")
     assert endpoints and {e.provider for e in endpoints} == {"ai21labs"}
+
+
+@pytest.mark.parametrize("reply", [b'{"id": "x"}', b'{"choices": [{"index": 0}]}', b'[1, 2]', b'{"choices": "no"}'])
+@responses.activate
+def test_malformed_chat_reply_is_502(make_app, reply):
+    responses.post(f"{BASE}/chat/completions", body=reply, content_type="application/json")
+    resp = make_app(YAML).test_client().post("/v1/chat/completions", json={"model": "jamba", "messages": [USER]})
+    assert resp.status_code == 502, resp.json
+
+
+@responses.activate
+def test_malformed_stream_event_is_an_error_event(make_app):
+    responses.post(f"{BASE}/chat/completions", content_type="text/event-stream", body=(
+        b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"Pa"},"finish_reason":null}]}\n\n'
+        b'data: [1, 2]\n\n'))
+    resp = make_app(YAML).test_client().post("/v1/chat/completions", json={
+        "model": "jamba", "messages": [USER], "stream": True})
+    events = sse_events(resp.data)
+    assert events[0]["choices"][0]["delta"]["content"] == "Pa"
+    assert "not a chunk" in events[-1]["error"]["message"] and "[DONE]" not in events

@@ -372,3 +372,23 @@ def test_example_config_loads(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "example-key")
     endpoints = example_endpoints("huggingface-text-generation-inference.yaml")
     assert endpoints and {e.provider for e in endpoints} == {"huggingface-text-generation-inference"}
+
+
+@pytest.mark.parametrize("path, reply", [
+    ("generate", b'["not", "an", "object"]'),
+    ("generate", b'{"details": {"finish_reason": "length"}}'),
+])
+@responses.activate
+def test_malformed_generate_reply_is_502(path, reply):
+    responses.post(f"{HOST}/{path}", body=reply, content_type="application/json")
+    with pytest.raises(UpstreamError) as info:
+        completions_provider().completions({"prompt": "x"})
+    assert info.value.status == 502
+
+
+@responses.activate
+def test_malformed_chat_reply_is_502(make_app):
+    responses.post(f"{HOST}/v1/chat/completions", body=b'[{"generated_text": "x"}]', content_type="application/json")
+    resp = make_app(YAML).test_client().post("/v1/chat/completions", json={
+        "model": "tgi-chat", "messages": [{"role": "user", "content": "x"}]})
+    assert resp.status_code == 502 and "without choices" in resp.json["error"]["message"]
