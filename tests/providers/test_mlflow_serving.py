@@ -164,3 +164,91 @@ def test_example_config_loads(monkeypatch):
 
     endpoints = example_endpoints("mlflow-model-serving.yaml")
     assert endpoints and {e.provider for e in endpoints} == {"mlflow-model-serving"}
+
+
+# ----- live: a real MLflow scoring server (pyfunc model served by mlflow's own app) ----------
+
+SCORING_SERVER = r'''
+import sys
+import mlflow.pyfunc
+import uvicorn
+from mlflow.models import infer_signature
+from mlflow.pyfunc import scoring_server
+
+
+class Shout(mlflow.pyfunc.PythonModel):
+    """Upper-cases each input and appends max_tokens exclamation marks (so params are visible)."""
+
+    def predict(self, context, model_input, params=None):
+        values = model_input if isinstance(model_input, list) else list(model_input.iloc[:, 0])
+        return [str(v).upper() + "!" * int((params or {}).get("max_tokens", 1)) for v in values]
+
+
+path, port = sys.argv[1], int(sys.argv[2])
+signature = infer_signature(["a"], ["A"], params={"max_tokens": 1, "temperature": 0.5})
+mlflow.pyfunc.save_model(path, python_model=Shout(), signature=signature)
+uvicorn.run(scoring_server.init(mlflow.pyfunc.load_model(path)), host="127.0.0.1", port=port, log_level="warning")
+'''
+
+
+@pytest.fixture(scope="module")
+def scoring_server(tmp_path_factory):
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import requests as http
+
+    from tests.live import free_port
+
+    missing = [m for m in ("pandas", "uvicorn", "fastapi") if importlib.util.find_spec(m) is None]
+    if missing and not os.environ.get("CI"):
+        pytest.skip(f"the MLflow scoring server needs {', '.join(missing)} (pip install -e .[test])")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("mlflow")
+    log = open(workdir / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-c", SCORING_SERVER, str(workdir / "model"), str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": str(workdir)})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (workdir / "server.log").read_text()
+            try:
+                if http.get(f"{url}/ping", timeout=1).status_code == 200:
+                    break
+            except http.RequestException:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the MLflow scoring server did not start:\n" + (workdir / "server.log").read_text())
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def test_live_against_real_mlflow_scoring_server(scoring_server, make_app):
+    app = make_app(f"""
+endpoints:
+  - name: text
+    endpoint_type: llm/v1/completions
+    model: {{provider: mlflow-model-serving, name: shout, config: {{model_server_url: "{scoring_server}"}}}}
+  - name: chat
+    endpoint_type: llm/v1/chat
+    model: {{provider: mlflow-model-serving, name: shout, config: {{model_server_url: "{scoring_server}"}}}}
+""")
+    client = app.test_client()
+    resp = client.post("/v1/completions", json={"model": "text", "prompt": ["paris", "berlin"], "max_tokens": 2,
+                                                "temperature": 0.1})
+    assert resp.status_code == 200, resp.json
+    assert [c["text"] for c in resp.json["choices"]] == ["PARIS!!", "BERLIN!!"]
+    resp = client.post("/gateway/chat/invocations", json={"messages": [{"role": "user", "content": "hi"}]})
+    assert resp.status_code == 200, resp.json
+    assert resp.json["choices"][0]["message"]["content"] == "HI!"
