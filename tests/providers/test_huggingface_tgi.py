@@ -392,3 +392,15 @@ def test_malformed_chat_reply_is_502(make_app):
     resp = make_app(YAML).test_client().post("/v1/chat/completions", json={
         "model": "tgi-chat", "messages": [{"role": "user", "content": "x"}]})
     assert resp.status_code == 502 and "without choices" in resp.json["error"]["message"]
+
+
+def test_tool_round_trip_messages_pass_through():
+    messages = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "0", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "0", "content": "sunny"},
+    ]
+    body = tgi.chat_to_upstream({"messages": messages}, "m")
+    assert body["messages"] == messages
+    validate_request(SPEC, "/v1/chat/completions", body)
