@@ -181,6 +181,10 @@ def _endpoint(raw: Any, index: int, source: str, problems: list[str]) -> Endpoin
 
 def parse(text: str, source: str = "<config>") -> list[Endpoint]:
     """Validate a config document; raise ConfigError listing every problem found."""
+    try:  # a plugin name clash is fatal even when no endpoint uses the name
+        registry.check_plugins()
+    except registry.PluginError as exc:
+        raise ConfigError(f"provider plugins: {exc}") from None
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -1,4 +1,4 @@
-"""Helpers for provider tests: canned upstream bodies, SSE parsing of gateway replies, body capture."""
+"""Helpers for provider tests: canned upstream bodies, provider construction, request capture."""
 from __future__ import annotations
 
 import json
@@ -6,16 +6,27 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import responses
+
+from app.http import Timeout
+from app.providers.base import CHAT, BaseProvider
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def data(vendor: str, name: str) -> Any:
-    """A canned upstream body: parsed JSON for .json files, raw bytes for .sse files."""
-    path = DATA / vendor / name
+def data(vendor_or_path: str, name: str | None = None) -> Any:
+    """A canned upstream body. `data("tgi/x.json")` gives raw bytes; `data(vendor, name)` gives
+    parsed JSON for .json files and raw bytes for anything else."""
+    if name is None:
+        return (DATA / vendor_or_path).read_bytes()
+    path = DATA / vendor_or_path / name
     if name.endswith(".json"):
         return json.loads(path.read_text())
     return path.read_bytes()
+
+
+def data_json(name: str) -> Any:
+    return json.loads(data(name))
 
 
 def events(body: bytes | str) -> list[Any]:
@@ -30,10 +41,32 @@ def events(body: bytes | str) -> list[Any]:
     return out
 
 
+sse_events = events
+
+
 def sent_json(call: Any) -> Any:
     """The JSON body of a request captured by `responses`."""
     return json.loads(call.request.body)
 
 
+def sent(index: int = -1) -> tuple[responses.Call, Any]:
+    """The `index`th request the `responses` mock saw, and its JSON body."""
+    call = responses.calls[index]
+    return call, json.loads(call.request.body)
+
+
 def session() -> requests.Session:
     return requests.Session()
+
+
+def build(cls: type[BaseProvider], model: str, config: dict, endpoint_type: str = CHAT) -> BaseProvider:
+    """A provider as the gateway builds it: config through its schema, a real session."""
+    loaded = cls.config_schema().load(config)
+    return cls(model, loaded, session=requests.Session(), timeout=Timeout(2, 5), endpoint_type=endpoint_type)
+
+
+def example_endpoints(file: str) -> list:
+    """Load config/examples/<file> (the caller sets the env vars it references)."""
+    from app import config as config_mod
+
+    return config_mod.load(str(DATA.parents[1] / "config" / "examples" / file))

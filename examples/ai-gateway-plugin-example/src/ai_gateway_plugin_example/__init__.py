@@ -1,0 +1,1 @@
+"""Example ai-gateway provider plugin (see provider.py)."""
