@@ -66,6 +66,11 @@ def create_app(
             gateway.watch(app.config["AI_GATEWAY_RELOAD_INTERVAL"])
     app.extensions["ai_gateway"] = gateway
 
+    from app import limits
+
+    # Per-endpoint limits: shared counters, settings from app > environment > the file's settings:.
+    limits.init_app(app, gateway.path)
+
     from app.api import chat, completions, embeddings, endpoints as listing, errors, health, invocations
 
     for module in (health, listing, invocations, chat, completions, embeddings):
