@@ -112,7 +112,8 @@ class EndpointLimits:
 
         options: dict[str, Any] = {**timeouts, "retry": Retry(NoBackoff(), 1)}
         if "+sentinel" in uri:
-            options["sentinel_kwargs"] = dict(timeouts)
+            # Asking each sentinel for the master must not retry with back-off either.
+            options["sentinel_kwargs"] = {**timeouts, "retry": Retry(NoBackoff(), 0)}
         return options
 
     def store(self) -> Storage:

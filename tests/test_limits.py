@@ -259,3 +259,45 @@ def test_default_store_is_per_gunicorn_master(monkeypatch):
     assert server_identity("t") == f"process-{os.getpid()}-t"
     monkeypatch.setenv("SERVER_SOFTWARE", "gunicorn/27.0")
     assert server_identity("t") == f"gunicorn-{os.getppid()}"
+
+
+def test_a_silent_store_cannot_hang_a_request(make_app):
+    """A Redis address that accepts connections and never answers: bounded wait, then the policy."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        uri = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        client = make_app(config(calls=1), AI_GATEWAY_LIMITS_STORAGE=uri,
+                          AI_GATEWAY_LIMITS_ON_STORAGE_ERROR="closed").test_client()
+        started = time.monotonic()
+        assert call(client, "endpoints").status_code == 503
+        assert time.monotonic() - started < 2.0
+        started = time.monotonic()  # within the back-off second the store is not even tried
+        assert call(client, "v1").status_code == 503
+        assert time.monotonic() - started < 0.2
+
+
+def test_cli_start_passes_the_limit_settings_to_gunicorn(write_config, monkeypatch):
+    import app.cli as cli
+
+    seen: dict = {}
+
+    def fake_execve(path, argv, env):
+        seen.update(argv=argv, env=env)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.os, "execve", fake_execve)
+    path = write_config(config())
+    with pytest.raises(SystemExit):
+        cli.main(["start", "--config-path", str(path), "--limits-storage", "redis://127.0.0.1:6390/1",
+                  "--limits-on-storage-error", "closed", "--trusted-proxy-hops", "2"])
+    env = seen["env"]
+    assert env["AI_GATEWAY_LIMITS_STORAGE"] == "redis://127.0.0.1:6390/1"
+    assert env["AI_GATEWAY_LIMITS_ON_STORAGE_ERROR"] == "closed"
+    assert env["AI_GATEWAY_TRUSTED_PROXY_HOPS"] == "2"
+    # What the workers will then build from that environment:
+    for name in ("AI_GATEWAY_LIMITS_STORAGE", "AI_GATEWAY_LIMITS_ON_STORAGE_ERROR", "AI_GATEWAY_TRUSTED_PROXY_HOPS"):
+        monkeypatch.setenv(name, env[name])
+    assert resolve({}, {}) == LimitSettings("redis://127.0.0.1:6390/1", "closed", 2)
