@@ -204,7 +204,10 @@ def _settings(raw: Any, source: str, problems: list[str]) -> dict[str, Any]:
 
 def parse_settings(text: str, source: str = "<config>") -> dict[str, Any]:
     """The validated `settings:` of a config document ({} when absent)."""
-    doc = yaml.safe_load(text)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"{source}: not valid YAML.") from None
     problems: list[str] = []
     settings = _settings(doc.get("settings") if isinstance(doc, dict) else None, source, problems)
     if problems:

@@ -153,7 +153,6 @@ class EndpointLimits:
             log.warning("Rate-limit store %s is reachable again.", redacted(self.settings.storage_uri))
         window = Window(item.amount, max(0, item.amount - count), reset)
         if count > item.amount:
-            g.ai_gateway_limit_headers = window.headers()
             raise RateLimited(_exceeded(endpoint), code="rate_limit_exceeded", headers=window.headers())
         return window
 

@@ -6,6 +6,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from marshmallow import ValidationError
+
 from app.config_fields import resolve_secret
 
 # Setting name in the config file's `settings:` -> Flask config / environment variable name.
@@ -35,7 +37,10 @@ def check(name: str, value: Any, *, from_file: bool = False) -> Any:
     if name == "limits_storage_uri":
         if not isinstance(value, str) or not value.strip():
             raise ValueError("must be a storage URI such as redis://host:6379 ($VAR and file paths work).")
-        uri = resolve_secret(value) if from_file else value
+        try:
+            uri = resolve_secret(value) if from_file else value
+        except ValidationError as exc:  # an unset $VAR or an unreadable file
+            raise ValueError(" ".join(exc.messages)) from None
         scheme = urllib.parse.urlsplit(uri.strip()).scheme
         if scheme == "memory":
             raise ValueError(

@@ -201,6 +201,7 @@ def test_settings_from_the_config_file(write_config, monkeypatch):
     ("settings:\n  trusted_proxy_hops: -1\n", "whole number"),
     ("settings:\n  storage: redis://x\n", "unknown keys"),
     ("settings: [1]\n", "must be a mapping"),
+    ("settings:\n  limits_storage_uri: $AI_GATEWAY_TEST_UNSET_URI\n", "AI_GATEWAY_TEST_UNSET_URI is not set"),
 ])
 def test_bad_settings_are_config_errors(settings, message):
     with pytest.raises(ConfigError) as info:
