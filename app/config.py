@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import yaml
 from marshmallow import ValidationError
 
-from app import registry
+from app import limits_settings, registry
 from app.errors import ConfigError
 from app.http import Timeout
 from app.schemas import ENDPOINT_TYPES
@@ -183,8 +183,6 @@ def _endpoint(raw: Any, index: int, source: str, problems: list[str]) -> Endpoin
 
 def _settings(raw: Any, source: str, problems: list[str]) -> dict[str, Any]:
     """The `settings:` mapping, validated; the storage URI may be $VAR or a file holding it."""
-    from app import limits_settings  # the rules live with the feature they configure
-
     if raw is None:
         return {}
     if not isinstance(raw, dict):
