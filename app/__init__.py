@@ -73,6 +73,11 @@ def create_app(
     secret_filter.update(gateway, gateway.secrets())
     gateway.listeners.append(lambda old, new: secret_filter.update(gateway, gateway.secrets()))
 
+    from app import limits
+
+    # Per-endpoint limits: shared counters, settings from app > environment > the file's settings:.
+    limits.init_app(app, gateway.path)
+
     from app.api import chat, completions, embeddings, endpoints as listing, errors, health, invocations
 
     for module in (health, listing, invocations, chat, completions, embeddings):

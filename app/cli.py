@@ -7,6 +7,7 @@ import sys
 
 from app import CONFIG_ENV_VARS, resolve_config_path
 from app import config as config_mod
+from app import limits_settings
 from app.errors import ConfigError
 
 
@@ -60,6 +61,14 @@ def _start(args: argparse.Namespace) -> int:
     env = dict(os.environ, AI_GATEWAY_CONFIG=path, AI_GATEWAY_POOL_SIZE=str(args.worker_connections))
     if args.max_body_bytes:
         env["AI_GATEWAY_MAX_BODY_BYTES"] = str(args.max_body_bytes)
+    for name, value in (("limits_storage_uri", args.limits_storage),
+                        ("limits_on_storage_error", args.limits_on_storage_error),
+                        ("trusted_proxy_hops", args.trusted_proxy_hops)):
+        if value is not None:
+            try:
+                env[limits_settings.ENV[name]] = str(limits_settings.check(name, value))
+            except ValueError as exc:
+                sys.exit(f"ai-gateway: --{name.replace('_', '-')}: {exc}")
     argv = gunicorn_argv(args, path)
     sys.stdout.flush()
     os.execve(argv[0], argv, env)
@@ -81,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--graceful-timeout", type=int, default=30,
                        help="seconds in-flight requests get to finish after SIGTERM (default 30)")
     start.add_argument("--max-body-bytes", type=int, help="largest request body (default 10 MiB)")
+    start.add_argument("--limits-storage", metavar="URI",
+                       help="rate-limit store shared by several instances: redis://, "
+                            "redis+sentinel://, redis+cluster:// (default: $AI_GATEWAY_LIMITS_STORAGE, "
+                            "else settings.limits_storage_uri, else a store shared by this host's workers)")
+    start.add_argument("--limits-on-storage-error", choices=limits_settings.POLICIES,
+                       help="when the store is unreachable: open (admit, log a warning; default) "
+                            "or closed (answer 503)")
+    start.add_argument("--trusted-proxy-hops", type=int, metavar="N",
+                       help="proxies in front of the gateway whose X-Forwarded-For is trusted "
+                            "for per-IP limits (default 0)")
     start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     start.set_defaults(func=_start)
 

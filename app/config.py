@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import yaml
 from marshmallow import ValidationError
 
-from app import registry
+from app import limits_settings, registry
 from app.errors import ConfigError
 from app.http import Timeout
 from app.schemas import ENDPOINT_TYPES
@@ -19,6 +19,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 PERIOD_RE = re.compile(r"^(?:(?P<n>[1-9][0-9]*)\s+)?(?P<unit>second|minute|hour|day|month|year)s?$")
 KEY_RE = re.compile(r"^(ip|header:[A-Za-z0-9-]+)$")
 ENDPOINT_KEYS = {"name", "endpoint_type", "model", "limit", "timeout"}
+# Server settings under the optional top-level `settings:` key (read at startup, not reloaded).
+SETTINGS_KEYS = {"limits_storage_uri", "limits_on_storage_error", "trusted_proxy_hops"}
 MODEL_KEYS = {"provider", "name", "config"}
 
 
@@ -179,6 +181,38 @@ def _endpoint(raw: Any, index: int, source: str, problems: list[str]) -> Endpoin
     return Endpoint(name, etype, provider_name, model_name, config, limit, timeout)
 
 
+def _settings(raw: Any, source: str, problems: list[str]) -> dict[str, Any]:
+    """The `settings:` mapping, validated; the storage URI may be $VAR or a file holding it."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(f"{source}: settings: must be a mapping.")
+        return {}
+    extra = set(raw) - SETTINGS_KEYS
+    if extra:
+        problems.append(f"{source}: settings: unknown keys {sorted(extra)}; known: {sorted(SETTINGS_KEYS)}.")
+    out: dict[str, Any] = {}
+    for name in sorted(set(raw) & SETTINGS_KEYS):
+        try:
+            out[name] = limits_settings.check(name, raw[name], from_file=True)
+        except ValueError as exc:
+            problems.append(f"{source}: settings.{name}: {exc}")
+    return out
+
+
+def parse_settings(text: str, source: str = "<config>") -> dict[str, Any]:
+    """The validated `settings:` of a config document ({} when absent)."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"{source}: not valid YAML.") from None
+    problems: list[str] = []
+    settings = _settings(doc.get("settings") if isinstance(doc, dict) else None, source, problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
 def parse(text: str, source: str = "<config>") -> list[Endpoint]:
     """Validate a config document; raise ConfigError listing every problem found."""
     try:  # a plugin name clash is fatal even when no endpoint uses the name
@@ -194,8 +228,9 @@ def parse(text: str, source: str = "<config>") -> list[Endpoint]:
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: must be a mapping with an 'endpoints' list.")
     key = "endpoints" if "endpoints" in doc else "routes" if "routes" in doc else None
-    extra = set(doc) - {"endpoints", "routes"}
+    extra = set(doc) - {"endpoints", "routes", "settings"}
     problems: list[str] = [f"{source}: unknown top-level keys {sorted(extra)}."] if extra else []
+    _settings(doc.get("settings"), source, problems)
     entries = doc.get(key) if key else None
     if not isinstance(entries, list):
         raise ConfigError(problems + [f"{source}: endpoints: must be a list of endpoints."])
@@ -214,11 +249,19 @@ def parse(text: str, source: str = "<config>") -> list[Endpoint]:
     return endpoints
 
 
-def load(path: str) -> list[Endpoint]:
-    """Read and validate the file at path."""
+def _read(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+            return handle.read()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}.") from None
-    return parse(text, path)
+
+
+def load(path: str) -> list[Endpoint]:
+    """Read and validate the file at path."""
+    return parse(_read(path), path)
+
+
+def load_settings(path: str) -> dict[str, Any]:
+    """Read the file's `settings:` (validated)."""
+    return parse_settings(_read(path), path)

@@ -9,6 +9,7 @@ from flask import Response, current_app, request
 from marshmallow import ValidationError
 
 from app import sse
+from app.limits import enforce
 from app.api.errors import openai_body
 from app.errors import GatewayError, InvalidRequest, NotFound
 from app.gateway import Gateway, Live
@@ -63,6 +64,7 @@ def _error_event(exc: GatewayError) -> dict:
 
 def invoke(live: Live, payload: dict) -> Response:
     """Run one validated call on an endpoint; streams come back as server-sent events."""
+    enforce(live.endpoint)  # counts once per call, stream or not, whatever the route
     endpoint_type = live.endpoint.endpoint_type
     req = validate(endpoint_type, payload)
     method = _CALLS[endpoint_type]
