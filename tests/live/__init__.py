@@ -18,7 +18,7 @@ import requests
 
 from app.cli import no_control_socket
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 _NO_CONTROL_SOCKET = no_control_socket()
