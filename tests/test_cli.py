@@ -83,3 +83,13 @@ def test_start_serves_and_stops_on_sigterm(write_config):
         out = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, out
     assert "Using worker: gevent" in out
+
+
+def test_plain_gunicorn_wsgi_target(write_config):
+    """`gunicorn wsgi:app -k gevent` with the config path in the environment, as users deploy it."""
+    from tests.live import Gunicorn
+
+    with Gunicorn(write_config(GOOD), workers=1, target="wsgi:app") as gw:
+        r = requests.post(gw.url + "/endpoints/chat/invocations",
+                          json={"messages": [{"role": "user", "content": "via wsgi"}]}, timeout=5)
+        assert r.json()["choices"][0]["message"]["content"] == "via wsgi"

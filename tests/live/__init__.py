@@ -130,14 +130,15 @@ class Gunicorn:
     """`gunicorn -k gevent 'app:create_app()'` on a free loopback port, stopped on exit."""
 
     def __init__(self, config_path: str | Path, *, workers: int = 2, env: dict | None = None,
-                 extra_args: Iterable[str] = (), graceful_timeout: int = 10) -> None:
+                 extra_args: Iterable[str] = (), graceful_timeout: int = 10,
+                 target: str = "app:create_app()") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = str(config_path)
         self.argv = [
             sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", str(workers),
             "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", str(graceful_timeout),
-            *_NO_CONTROL_SOCKET, *extra_args, "app:create_app()",
+            *_NO_CONTROL_SOCKET, *extra_args, target,
         ]
         self.env = {**os.environ, "AI_GATEWAY_CONFIG": self.config_path,
                     "AI_GATEWAY_RELOAD_INTERVAL": "0.2", **(env or {})}
