@@ -66,9 +66,9 @@ def create_app(
             gateway.watch(app.config["AI_GATEWAY_RELOAD_INTERVAL"])
     app.extensions["ai_gateway"] = gateway
 
-    from app.api import chat, completions, embeddings, endpoints as listing, errors, health, invocations
+    from app.api import chat, completions, docs, embeddings, endpoints as listing, errors, health, invocations
 
-    for module in (health, listing, invocations, chat, completions, embeddings):
+    for module in (health, listing, invocations, chat, completions, embeddings, docs):
         app.register_blueprint(module.bp)
     errors.register(app)
     return app
