@@ -12,7 +12,8 @@ import yaml
 
 from app.schemas import CHAT, COMPLETIONS, EMBEDDINGS
 
-SPEC_PATH = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
+# A symlink to docs/openapi.yaml in the source tree; package data (a copy) in a built wheel.
+SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 
 # components.schemas entry -> the endpoint type whose names it lists (None: every endpoint).
 NAME_SCHEMAS: dict[str, str | None] = {
