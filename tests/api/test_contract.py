@@ -270,3 +270,31 @@ def test_upstream_failures_conform_on_both_families(make_app, doc, upstream, gat
     assert oai.status_code == gateway_status, oai.get_json()
     conforms(doc, "/v1/chat/completions", "post", oai)
     assert "sk-test" not in json.dumps(mlflow.get_json()) + json.dumps(oai.get_json())
+
+
+CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize("message", [
+    {"role": "user", "content": "hi"},
+    {"role": "system", "content": [{"type": "text", "text": "be brief"}]},
+    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]},
+    {"role": "assistant", "content": None, "tool_calls": [CALL]},
+    {"role": "assistant", "content": "sure"},
+    {"role": "tool", "content": "42", "tool_call_id": "call_1"},
+    {"role": "user"},
+    {"role": "user", "content": None},
+    {"role": "user", "content": 5},
+    {"role": "user", "content": [{"type": "text"}]},
+    {"role": "assistant", "content": None},
+    {"role": "assistant", "content": None, "tool_calls": []},
+    {"role": "tool", "content": "42"},
+    {"role": "robot", "content": "hi"},
+])
+def test_documented_message_rules_match_the_app(client, doc, message):
+    """The document accepts exactly the chat messages that the gateway accepts."""
+    root = {"components": doc["components"], "$ref": "#/components/schemas/Message"}
+    documented = OAS30Validator(root).is_valid(message)
+    resp = client.post("/v1/chat/completions", json={"model": "chat", "messages": [message]})
+    assert resp.status_code in (200, 400)
+    assert documented == (resp.status_code == 200), resp.get_json()
