@@ -78,9 +78,9 @@ def create_app(
     # Per-endpoint limits: shared counters, settings from app > environment > the file's settings:.
     limits.init_app(app, gateway.path)
 
-    from app.api import chat, completions, embeddings, endpoints as listing, errors, health, invocations
+    from app.api import chat, completions, docs, embeddings, endpoints as listing, errors, health, invocations
 
-    for module in (health, listing, invocations, chat, completions, embeddings):
+    for module in (health, listing, invocations, chat, completions, embeddings, docs):
         app.register_blueprint(module.bp)
     errors.register(app)
     return app

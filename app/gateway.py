@@ -64,6 +64,11 @@ class Gateway:
     def all(self) -> list[Live]:
         return list(self._table.values())
 
+    @property
+    def table(self) -> dict[str, Live]:
+        """The current table; a reload swaps in a new dict, so it also serves as a cache key."""
+        return self._table
+
     # ----- reloading -------------------------------------------------------------------------
 
     def secrets(self) -> set[str]:
