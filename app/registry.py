@@ -13,6 +13,8 @@ log = logging.getLogger("ai_gateway")
 
 # Built-ins by import path, so one provider's import cost is paid only where it is used.
 BUILTINS: dict[str, str] = {
+    "bedrock": "app.providers.bedrock:BedrockProvider",
+    "amazon-bedrock": "app.providers.bedrock:BedrockProvider",  # MLflow's alias
     "echo": "app.providers.echo:EchoProvider",
     "openai": "app.providers.openai:OpenAIProvider",
 }
