@@ -164,6 +164,9 @@ class BedrockRuntimeFake:
         self.url = self.server.url
 
     def __enter__(self) -> "BedrockRuntimeFake":
+        # socketserver listens with a backlog of 5; concurrency tests open dozens of connections
+        # at once, and the kernel would drop the overflow's SYNs (clients retry after 1-3 s).
+        self.server.server.socket.listen(256)
         self.server.__enter__()
         return self
 
