@@ -390,3 +390,15 @@ def test_bad_aws_config(aws: str, field: str) -> None:
         config_mod.parse(yaml_endpoint(CLAUDE, aws=aws.replace("{", "{aws_region: us-east-1, ", 1)))
     assert f"aws_config.{field}" in str(info.value)
     assert "AKIDONLY" not in str(info.value)
+
+
+def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AKID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    path = Path(__file__).resolve().parents[2] / "config" / "examples" / "bedrock.yaml"
+    endpoints = {e.name: e for e in config_mod.load(str(path))}
+    assert set(endpoints) == {"claude", "nova", "llama", "titan-embed"}
+    assert endpoints["nova"].config["aws_config"]["session_length_seconds"] == 3600
+    provider = BedrockProvider(endpoints["claude"].model, endpoints["claude"].config, session=None)
+    assert provider.client.meta.region_name == "us-east-1"
