@@ -23,6 +23,7 @@ from app.config_fields import Secret, Text
 from app.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamTimeout
 from app.http import DEFAULT_POOL_SIZE
 from app.providers import bedrock_converse as converse
+from app.providers import bedrock_embeddings as embeddings
 from app.providers import bedrock_families as families
 from app.providers.base import (
     CHAT, COMPLETIONS, EMBEDDINGS, BaseProvider, Chunk, ProviderConfig, map_status,
@@ -121,12 +122,12 @@ class BedrockProvider(BaseProvider):
 
     @classmethod
     def check_model(cls, endpoint_type: str, model: str, config: Mapping[str, Any]) -> str | None:
-        if endpoint_type == CHAT and families.embedding_family(model):
+        if endpoint_type == CHAT and embeddings.embedding_family(model):
             return f"{model} is an embedding model; it cannot chat."
         if endpoint_type == COMPLETIONS and families.completion_family(model) is None:
             return (f"unknown Bedrock model family for completions: {model} (supported: Anthropic, "
                     "Amazon Titan/Nova, Cohere Command, AI21, Meta Llama, Mistral).")
-        if endpoint_type == EMBEDDINGS and families.embedding_family(model) is None:
+        if endpoint_type == EMBEDDINGS and embeddings.embedding_family(model) is None:
             return f"{model} is not a Bedrock embedding model (supported: amazon.titan-embed-*, cohere.embed-*)."
         return None
 
@@ -279,8 +280,8 @@ class BedrockProvider(BaseProvider):
     # ----- embeddings ----------------------------------------------------------------------------
 
     def embeddings(self, request: dict) -> dict:
-        converse.refuse_unknown(request, families.EMBEDDING_KEYS)
-        kind = families.embedding_family(self.model)
+        converse.refuse_unknown(request, embeddings.EMBEDDING_KEYS)
+        kind = embeddings.embedding_family(self.model)
         if request.get("encoding_format") not in (None, "float"):
             raise InvalidRequest(f"Only encoding_format 'float' is supported by the {self._label()} provider.",
                                  param="encoding_format")
@@ -293,15 +294,15 @@ class BedrockProvider(BaseProvider):
         tokens = 0
         if kind == "titan":  # Titan embeds one text per call
             for text in texts:
-                body, headers = self.invoke(families.titan_embed_body(text, request))
-                vector, count = self.read(families.titan_embedding, body)
+                body, headers = self.invoke(embeddings.titan_embed_body(text, request))
+                vector, count = self.read(embeddings.titan_embedding, body)
                 vectors.append(vector)
                 tokens += int(headers.get("x-amzn-bedrock-input-token-count") or count or 0)
         else:
-            for start in range(0, len(texts), families.COHERE_BATCH):
-                batch = texts[start:start + families.COHERE_BATCH]
-                body, headers = self.invoke(families.cohere_embed_body(batch, request))
-                got = self.read(families.cohere_embeddings, body)
+            for start in range(0, len(texts), embeddings.COHERE_BATCH):
+                batch = texts[start:start + embeddings.COHERE_BATCH]
+                body, headers = self.invoke(embeddings.cohere_embed_body(batch, request))
+                got = self.read(embeddings.cohere_embeddings, body)
                 if len(got) != len(batch):
                     raise UpstreamError(f"The {self._label()} provider returned {len(got)} embeddings for {len(batch)} texts.")
                 vectors.extend(got)

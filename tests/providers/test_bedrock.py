@@ -15,9 +15,11 @@ from app import registry
 from app.errors import ConfigError, GatewayError, InvalidRequest, UpstreamError
 from app.http import DEFAULT_POOL_SIZE, Timeout
 from app.providers import bedrock_converse as converse
+from app.providers import bedrock_embeddings as embeddings
 from app.providers import bedrock_families as families
 from app.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from app.providers.bedrock import BedrockConfig, BedrockProvider
+from tests.upstream_spec import validate_request
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bedrock"
 AKID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -204,6 +206,7 @@ def test_prompt_list_makes_one_call_per_prompt() -> None:
     ("amazon.titan-text-lite-v1", {"top_k": 3}, "top_k"),
     ("ai21.j2-mid-v1", {"stream": True}, "stream"),
     ("mistral.mistral-large-2402-v1:0", {"n": 3}, "n"),
+    ("mistral.mistral-large-2402-v1:0", {"top_k": "many"}, "top_k"),
     ("mistral.mistral-large-2402-v1:0", {"logprobs": 2}, "logprobs"),
 ])
 def test_invoke_refuses_what_the_family_cannot_honour(model: str, request_: dict, param: str) -> None:
@@ -402,3 +405,25 @@ def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert endpoints["nova"].config["aws_config"]["session_length_seconds"] == 3600
     provider = BedrockProvider(endpoints["claude"].model, endpoints["claude"].config, session=None)
     assert provider.client.meta.region_name == "us-east-1"
+
+
+# Several native bodies are the vendor's own API body without `model` (WIRE-FORMATS 11.4): check
+# what we send against the vendor's official spec, with the model put back and Bedrock's own
+# `anthropic_version` taken out.
+@pytest.mark.parametrize("name, spec, path, model", [
+    ("anthropic", "anthropic.openapi.json", "/v1/messages", "claude-3-5-haiku-20241022"),
+    ("anthropic-text", "anthropic.openapi.json", "/v1/complete", "claude-2.1"),
+    ("ai21-jamba", "ai21.openapi.json", "/studio/v1/chat/completions", "jamba-mini"),
+    ("cohere-command", "cohere.openapi.yaml", "/v1/generate", None),
+    ("cohere-command-r", "cohere.openapi.yaml", "/v1/chat", None),
+])
+def test_native_bodies_match_the_vendor_specs(name: str, spec: str, path: str, model: str | None) -> None:
+    case = load(f"invoke_{name}.json")
+    body = families.FAMILIES[name].to_upstream(case["request"]["prompt"], case["request"])
+    body.pop("anthropic_version", None)
+    validate_request(spec, path, {**body, **({"model": model} if model else {})})
+
+
+def test_cohere_embed_body_matches_the_vendor_spec() -> None:
+    validate_request("cohere.openapi.yaml", "/v1/embed",
+                     embeddings.cohere_embed_body(["a", "b"], {"input_type": "search_query"}))
