@@ -102,3 +102,19 @@ def test_provider_assumes_role_through_fake_sts_and_signs_with_temporary_keys() 
         assert fake.sts_calls[-1]["RoleArn"] == ROLE and fake.sts_calls[-1]["DurationSeconds"] == "1800"
         assert {c.akid for c in fake.calls} == {"ASIAROLEKEY00001"}
         assert all(c.headers.get("X-Amz-Security-Token") == "fakeTokenASIAROLEKEY00001" for c in fake.calls)
+
+
+def test_a_failed_early_renewal_keeps_the_still_valid_credentials() -> None:
+    clock, sts = Clock(), sts_client()
+    advisory, mandatory = refresh_margins(900)
+    with Stubber(sts) as stub:
+        stub.add_response("assume_role", assumed("ASIAFIRST0000000", T0 + datetime.timedelta(seconds=900)), expected())
+        creds = role_credentials(assume_role_fetcher(sts, ROLE, 900, "gw-test"), 900, time_fetcher=clock)
+        assert creds.get_frozen_credentials().access_key == "ASIAFIRST0000000"
+        clock.advance(900 - (advisory + mandatory) // 2)  # inside the advisory margin only
+        stub.add_client_error("assume_role", "Throttling", "Rate exceeded", 400)
+        assert creds.get_frozen_credentials().access_key == "ASIAFIRST0000000"
+        clock.advance((advisory + mandatory) // 2 - mandatory // 2)  # inside the mandatory margin
+        stub.add_response("assume_role", assumed("ASIASECOND000000", clock.now + datetime.timedelta(seconds=900)), expected())
+        assert creds.get_frozen_credentials().access_key == "ASIASECOND000000"
+        stub.assert_no_pending_responses()
