@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
 from tests.fakes import eventstream as es
 from tests.live import FakeUpstream, Reply, Seen
 
@@ -149,11 +153,25 @@ def sts_error(status: int, code: str, message: str) -> Reply:
     return Reply(status, xml.encode(), {"Content-Type": "text/xml"})
 
 
+def signature(seen: Seen, auth: re.Match, secret: str) -> str:
+    """Recompute the SigV4 signature over what was received (path, signed headers, body)."""
+    signed = auth["signed"].split(";")
+    headers = {k: v for k, v in seen.headers.items() if k.lower() in signed}
+    host = next(v for k, v in seen.headers.items() if k.lower() == "host")
+    request = AWSRequest(method=seen.method, url=f"http://{host}{seen.path}", data=seen.body, headers=headers)
+    request.context["timestamp"] = next(v for k, v in seen.headers.items() if k.lower() == "x-amz-date")
+    signer = SigV4Auth(Credentials(auth["akid"], secret), auth["service"], auth["region"])
+    return signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+
+
 class BedrockRuntimeFake:
     """`with BedrockRuntimeFake() as fake:` then point `aws_config.endpoint_url` at `fake.url`."""
 
     def __init__(self, script: Callable[[Call], Reply | None] | None = None, *, delay: float = 0.0,
-                 sts: Callable[[dict], Reply] | None = None) -> None:
+                 sts: Callable[[dict], Reply] | None = None, keys: dict[str, str] | None = None) -> None:
+        # keys: access key id -> secret. When given, signatures are verified and unknown keys are
+        # refused like AWS does; credentials the fake STS issues are added to it.
+        self.keys = keys
         self.script = script
         self.delay = delay
         self.sts = sts or (lambda form: sts_credentials("ASIAFAKEROLE0000001", 3600))
@@ -190,6 +208,11 @@ class BedrockRuntimeFake:
             return "IncompleteSignatureException", "Date in Credential scope does not match X-Amz-Date."
         if "x-amz-security-token" in headers and "x-amz-security-token" not in signed:
             return "IncompleteSignatureException", "x-amz-security-token must be signed."
+        if self.keys is not None:
+            if match["akid"] not in self.keys:
+                return "UnrecognizedClientException", "The security token included in the request is invalid."
+            if signature(seen, match, self.keys[match["akid"]]) != match["signature"]:
+                return "InvalidSignatureException", "The request signature we calculated does not match the signature you provided."
         return None
 
     def _handle(self, seen: Seen) -> Reply:
@@ -199,7 +222,11 @@ class BedrockRuntimeFake:
                 return sts_error(403, *problem)
             form = {k: v[0] for k, v in parse_qs(seen.body.decode()).items()}
             self.sts_calls.append(form)
-            return self.sts(form)
+            reply = self.sts(form)
+            issued = re.search(rb"<AccessKeyId>(\w+)</AccessKeyId>\s*<SecretAccessKey>(\w+)<", reply.body or b"")
+            if issued and self.keys is not None:
+                self.keys[issued[1].decode()] = issued[2].decode()
+            return reply
         match = PATH.match(seen.path)
         if not match or seen.method != "POST":
             return error(404, "UnknownOperationException", "Unknown operation")

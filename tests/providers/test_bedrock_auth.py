@@ -85,7 +85,7 @@ def test_assume_role_failure_is_clear_and_the_next_call_tries_again() -> None:
 
 def test_provider_assumes_role_through_fake_sts_and_signs_with_temporary_keys() -> None:
     answers = [sts_error(403, "AccessDenied", "not allowed"), sts_credentials("ASIAROLEKEY00001", 3600)]
-    with BedrockRuntimeFake(sts=lambda form: answers.pop(0)) as fake:
+    with BedrockRuntimeFake(sts=lambda form: answers.pop(0), keys={"AKIDBASEKEY00001": "base-secret"}) as fake:
         config = BedrockConfig().load({"aws_config": {
             "aws_region": "us-east-1", "endpoint_url": fake.url, "sts_endpoint_url": fake.url,
             "aws_access_key_id": "AKIDBASEKEY00001", "aws_secret_access_key": "base-secret",
@@ -100,7 +100,7 @@ def test_provider_assumes_role_through_fake_sts_and_signs_with_temporary_keys() 
             assert provider.chat(request)["choices"][0]["message"]["content"] == "You said: hello"
         assert len(fake.sts_calls) == 2  # the failure, then one success reused by three calls
         assert fake.sts_calls[-1]["RoleArn"] == ROLE and fake.sts_calls[-1]["DurationSeconds"] == "1800"
-        assert {c.akid for c in fake.calls} == {"ASIAROLEKEY00001"}
+        assert {c.akid for c in fake.calls} == {"ASIAROLEKEY00001"} and fake.refused == []
         assert all(c.headers.get("X-Amz-Security-Token") == "fakeTokenASIAROLEKEY00001" for c in fake.calls)
 
 

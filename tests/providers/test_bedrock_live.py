@@ -33,7 +33,7 @@ def script(call: Call) -> Reply | None:
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[BedrockRuntimeFake]:
-    with BedrockRuntimeFake(script) as fake:
+    with BedrockRuntimeFake(script, keys={AKID: SECRET}) as fake:
         yield fake
 
 

@@ -67,14 +67,25 @@ def test_a_corrupted_frame_fails_botocores_crc_check() -> None:
 
 
 def test_requests_are_sigv4_signed_for_bedrock() -> None:
-    with BedrockRuntimeFake() as fake:
+    with BedrockRuntimeFake(keys={AKID: SECRET}) as fake:  # the fake verifies the signature too
         make(fake.url).chat(CHAT_REQUEST)
+        make(fake.url, "us.meta.llama3-1-8b-instruct-v1:0", COMPLETIONS).completions({"prompt": "a b"})
         call = fake.calls[0]
+        assert len(fake.calls) == 2 and fake.refused == []
     match = AUTH.match(call.headers["Authorization"])
     assert match and match["akid"] == AKID and match["region"] == "eu-central-1" and match["service"] == "bedrock"
     assert {"host", "x-amz-date"} <= set(match["signed"].split(";"))
     assert call.op == "converse" and call.model == CLAUDE
     assert SECRET not in json.dumps(call.headers)
+
+
+def test_wrong_secret_is_refused_and_reported_without_it() -> None:
+    with BedrockRuntimeFake(keys={AKID: "the-real-secret"}) as fake:
+        with pytest.raises(GatewayError) as info:
+            make(fake.url).chat(CHAT_REQUEST)
+        assert fake.refused == ["InvalidSignatureException"] and fake.calls == []
+    assert info.value.status == 502 and "InvalidSignatureException" in info.value.message
+    assert SECRET not in info.value.message
 
 
 def test_fake_refuses_unsigned_or_malformed_auth() -> None:
