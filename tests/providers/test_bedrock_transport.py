@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,16 @@ def test_model_id_is_percent_encoded_in_the_path() -> None:
     with BedrockRuntimeFake() as fake:
         make(fake.url, "us.meta.llama3-1-8b-instruct-v1:0", COMPLETIONS).completions({"prompt": "a b"})
         assert fake.server.requests[0].path == "/model/us.meta.llama3-1-8b-instruct-v1%3A0/invoke"
+
+
+def test_abandoned_stream_releases_the_upstream_connection() -> None:
+    frames = [es.event("messageStart", {"role": "assistant"})]
+    frames += [es.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": f"w{i} "}}) for i in range(40)]
+    with BedrockRuntimeFake(lambda call: stream_reply(frames, interval=0.05)) as fake:
+        stream = make(fake.url).chat_stream({**CHAT_REQUEST, "stream": True})
+        next(stream), next(stream)
+        stream.close()  # what the gateway does when its client hangs up
+        deadline = time.monotonic() + 5
+        while fake.server.disconnects == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fake.server.disconnects == 1
