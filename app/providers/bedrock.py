@@ -25,6 +25,7 @@ from app.http import DEFAULT_POOL_SIZE
 from app.providers import bedrock_converse as converse
 from app.providers import bedrock_embeddings as embeddings
 from app.providers import bedrock_families as families
+from app.providers import bedrock_native as native
 from app.providers.base import (
     CHAT, COMPLETIONS, EMBEDDINGS, BaseProvider, Chunk, ProviderConfig, map_status,
 )
@@ -259,10 +260,10 @@ class BedrockProvider(BaseProvider):
         base = {"id": shapes.new_id("cmpl"), "model": self.model, "created": shapes.now()}
         prompt_tokens = completion_tokens = 0
         for index, body in enumerate(bodies):
-            reason, metered, usage = None, False, families.Piece()
+            reason, metered, usage = None, False, native.Piece()
             for obj in self.invoke_stream(body):
                 piece = self.read(family.chunk, obj)  # to_upstream refused non-streaming families
-                metered = metered or families.METRICS in obj
+                metered = metered or native.METRICS in obj
                 reason = piece.finish or reason
                 usage.prompt_tokens = piece.prompt_tokens if piece.prompt_tokens is not None else usage.prompt_tokens
                 usage.completion_tokens = piece.completion_tokens if piece.completion_tokens is not None else usage.completion_tokens

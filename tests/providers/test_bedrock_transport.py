@@ -13,11 +13,10 @@ from botocore.eventstream import EventStreamBuffer
 
 from app.errors import GatewayError, UpstreamError
 from app.http import Timeout
-from app.providers import bedrock_families as families
 from app.providers.base import CHAT, COMPLETIONS
 from app.providers.bedrock import BedrockConfig, BedrockProvider
 from tests.fakes import eventstream as es
-from tests.fakes.bedrock_runtime import AUTH, BedrockRuntimeFake, Call, error, stream_reply
+from tests.fakes.bedrock_runtime import AUTH, BedrockRuntimeFake, error, stream_reply
 from tests.live import Reply, free_port
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bedrock"
