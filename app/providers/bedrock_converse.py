@@ -67,7 +67,8 @@ def max_tokens(request: Mapping[str, Any]) -> int | None:
 def _image(part: Mapping[str, Any]) -> dict:
     # OpenAI: {"type":"image_url","image_url":{"url":"data:image/png;base64,..."}}
     # Converse: {"image":{"format":"png","source":{"bytes":<raw bytes>}}} (botocore base64-encodes)
-    url = (part.get("image_url") or {}).get("url") if isinstance(part.get("image_url"), dict) else None
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image if isinstance(image, str) else None
     match = _DATA_URL.match(url or "")
     if not match:
         raise InvalidRequest(

@@ -10,6 +10,8 @@ METRICS = "amazon-bedrock-invocationMetrics"
 # Anthropic, Titan and the others require a length limit; OpenAI's own default (16) is too short.
 DEFAULT_MAX_TOKENS = 1024
 
+# Native finish/stop reasons of every family (WIRE-FORMATS 0.2) → OpenAI finish_reason;
+# an unknown non-empty reason counts as `stop` (the answer did end).
 FINISH = {
     "stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "endoftext": "stop",
     "COMPLETE": "stop", "FINISH": "stop", "STOP_SEQUENCE": "stop", "USER_CANCEL": "stop",
@@ -23,6 +25,7 @@ FINISH = {
 
 
 def finish(value: Any) -> str | None:
+    """A family's native stop reason → OpenAI finish_reason (None while the answer goes on)."""
     if value is None:
         return None
     if isinstance(value, dict):  # AI21 Jurassic: {"reason": "endoftext"}

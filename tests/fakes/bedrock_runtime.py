@@ -97,7 +97,9 @@ def default_answer(call: Call) -> Reply:
             return Reply(200, {"output": {"message": {"role": "assistant", "content": [{"text": text}]}},
                                "stopReason": "end_turn", "usage": usage, "metrics": {"latencyMs": 12}})
         frames = [es.event("messageStart", {"role": "assistant"})]
-        frames += [es.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": w if i == 0 else " " + w}})
+        # Real streams pad some events with a random "p" field (WIRE-FORMATS 1.4); clients ignore it.
+        frames += [es.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": w if i == 0 else " " + w},
+                                                  "p": "abcdefghij"[: i + 1]})
                    for i, w in enumerate(words)]
         frames += [es.event("contentBlockStop", {"contentBlockIndex": 0}),
                    es.event("messageStop", {"stopReason": "end_turn"}),
@@ -185,6 +187,8 @@ class BedrockRuntimeFake:
         # socketserver listens with a backlog of 5; concurrency tests open dozens of connections
         # at once, and the kernel would drop the overflow's SYNs (clients retry after 1-3 s).
         self.server.server.socket.listen(256)
+        # Clients that time out on purpose hang up before a reply is written; that is expected here.
+        self.server.server.handle_error = lambda request, address: None  # type: ignore[method-assign]
         self.server.__enter__()
         return self
 
