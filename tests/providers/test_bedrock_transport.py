@@ -248,3 +248,33 @@ def test_abandoned_stream_releases_the_upstream_connection() -> None:
         while fake.server.disconnects == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert fake.server.disconnects == 1
+
+
+def test_through_the_app_one_client_per_endpoint_and_errors_rendered(make_app: Any) -> None:
+    def script(call: Any) -> Reply | None:
+        if "throttle" in json.dumps(call.body):
+            return error(429, "ThrottlingException", "Too many requests")
+        return None
+
+    with BedrockRuntimeFake(script, keys={AKID: SECRET}) as fake:
+        app = make_app(f"""
+endpoints:
+  - name: b
+    endpoint_type: llm/v1/chat
+    model:
+      provider: bedrock
+      name: {CLAUDE}
+      config: {{aws_config: {{aws_region: us-east-1, endpoint_url: '{fake.url}',
+                              aws_access_key_id: {AKID}, aws_secret_access_key: {SECRET}}}}}
+""")
+        client = app.test_client()
+        first = app.extensions["ai_gateway"].get("b").provider.client
+        for text in ("one", "two"):
+            resp = client.post("/gateway/b/invocations", json={"messages": [{"role": "user", "content": text}]})
+            assert resp.status_code == 200 and resp.get_json()["choices"][0]["message"]["content"] == f"You said: {text}"
+        assert app.extensions["ai_gateway"].get("b").provider.client is first
+        resp = client.post("/endpoints/b/invocations", json={"messages": [{"role": "user", "content": "throttle"}]})
+        assert resp.status_code == 429 and "ThrottlingException" in resp.get_json()["detail"]
+        resp = client.post("/endpoints/b/invocations", json={"messages": [{"role": "user", "content": "x"}], "logit_bias": {}})
+        assert resp.status_code == 422 and "logit_bias" in resp.get_json()["detail"]
+        assert SECRET not in resp.get_data(as_text=True)
