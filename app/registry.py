@@ -15,6 +15,7 @@ log = logging.getLogger("ai_gateway")
 BUILTINS: dict[str, str] = {
     "anthropic": "app.providers.anthropic:AnthropicProvider",
     "cohere": "app.providers.cohere:CohereProvider",
+    "bedrock": "app.providers.bedrock:BedrockProvider",
     "echo": "app.providers.echo:EchoProvider",
     "openai": "app.providers.openai:OpenAIProvider",
     "gemini": "app.providers.gemini:GeminiProvider",
@@ -26,6 +27,9 @@ BUILTINS: dict[str, str] = {
     "huggingface-text-generation-inference": "app.providers.huggingface_tgi:HuggingFaceTGIProvider",
     "mlflow-model-serving": "app.providers.mlflow_serving:MLflowServingProvider",
 }
+
+# Other names MLflow configs use for a built-in provider.
+ALIASES: dict[str, str] = {"amazon-bedrock": "bedrock"}
 
 
 class PluginError(Exception):
@@ -53,7 +57,7 @@ def plugins() -> dict[str, EntryPoint]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if not ep.name or ep.name != ep.name.strip():
             raise PluginError(f"Provider plugin {_where(ep)} has an empty or padded entry-point name.")
-        if ep.name in BUILTINS:
+        if ep.name in BUILTINS or ep.name in ALIASES:
             raise PluginError(
                 f"Provider plugin {_where(ep)} uses the name {ep.name!r}, which a built-in "
                 "provider already has; rename the plugin's entry point or uninstall it."
@@ -81,12 +85,13 @@ def reset() -> None:
 
 
 def names() -> list[str]:
-    return sorted({*BUILTINS, *plugins()})
+    return sorted({*BUILTINS, *ALIASES, *plugins()})
 
 
 @lru_cache(maxsize=None)
 def get(name: str) -> type[BaseProvider] | None:
     """The provider class for a YAML `provider:` value, or None if unknown."""
+    name = ALIASES.get(name, name)
     if name in BUILTINS:
         return _load(BUILTINS[name])
     ep = plugins().get(name)

@@ -195,3 +195,8 @@ def test_unknown_provider_lists_known_names():
     with pytest.raises(ConfigError) as info:
         config_mod.parse("endpoints:\n  - {name: e, endpoint_type: llm/v1/chat, model: {provider: nope, name: m}}\n")
     assert "unknown provider 'nope'" in str(info.value) and "mlflow-model-serving" in str(info.value)
+
+
+def test_mlflow_alias_names_the_same_builtin():
+    assert registry.get("amazon-bedrock") is registry.get("bedrock")
+    assert "amazon-bedrock" in registry.names()
