@@ -16,7 +16,7 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.http import Timeout
+from app.http import Timeout, lean_post
 
 CHAT = "llm/v1/chat"
 COMPLETIONS = "llm/v1/completions"
@@ -170,10 +170,9 @@ class BaseProvider:
         if headers:
             all_headers.update(headers)
         try:
-            return self.session.post(
-                url, data=json.dumps(body, separators=(",", ":")).encode(),
-                headers={"Content-Type": "application/json", **all_headers},
-                params=params, timeout=self.timeout, stream=stream,
+            return lean_post(
+                self.session, url, json.dumps(body, separators=(",", ":")).encode(),
+                {"Content-Type": "application/json", **all_headers}, params, self.timeout, stream,
             )
         except requests.Timeout:
             raise UpstreamTimeout(f"The {self._label()} provider did not answer in time.") from None
