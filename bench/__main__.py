@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run (CI)")
     parser.add_argument("--mlflow", choices=["auto", "yes", "no"], default="auto",
                         help="also run MLflow's gateway (auto: when installed and not --tiny)")
-    parser.add_argument("--only", nargs="*", choices=["latency", "throughput", "slow", "streaming"])
+    parser.add_argument("--only", nargs="*", choices=["latency", "throughput", "slow", "streaming", "stream_burst"])
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the latency and throughput request counts (quick looks)")
     parser.add_argument("--json", type=Path, help="write all figures here")
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gateway idle RSS: {sum(idle.values()) / 1024:.1f} MiB over {len(idle)} processes "
                   f"({', '.join(f'{v / 1024:.1f}' for v in idle.values())} MiB)", flush=True)
             run = Runner(profile, upstream, gateways, models, log=lambda s: print(s, flush=True))
-            for name in args.only or ["latency", "throughput", "streaming", "slow"]:
+            for name in args.only or ["latency", "throughput", "streaming", "stream_burst", "slow"]:
                 figures[name] = getattr(run, name)()
             figures["end_rss_kb"] = wait_idle(gw.proc.pid)
         except Exception:

@@ -130,7 +130,8 @@ def stream_text(body: bytes) -> tuple[str, bool]:
 
 
 async def run(url: str, body: bytes, concurrency: int, requests: int, stream_expect: str | None,
-              timeout: float, connect_parallel: int, require_done: bool = True) -> dict:
+              timeout: float, connect_parallel: int, require_done: bool = True,
+              ramp: float = 0.0) -> dict:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     raw = (
@@ -154,7 +155,11 @@ async def run(url: str, body: bytes, concurrency: int, requests: int, stream_exp
     conns = await asyncio.gather(*(connect() for _ in range(concurrency)))
     left = [requests]
 
-    async def user(conn: Conn | None) -> None:
+    async def user(conn: Conn | None, index: int) -> None:
+        if ramp:
+            # Spread the users' first requests over `ramp` seconds: a steady state of
+            # `concurrency` open requests instead of one burst of that many arrivals at once.
+            await asyncio.sleep(ramp * index / concurrency)
         while left[0] > 0:
             left[0] -= 1
             if conn is None or conn.lost:
@@ -195,7 +200,7 @@ async def run(url: str, body: bytes, concurrency: int, requests: int, stream_exp
             conn.transport.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(user(c) for c in conns))
+    await asyncio.gather(*(user(c, i) for i, c in enumerate(conns)))
     wall = time.perf_counter() - started
     return {"ok": result.ok, "failed": result.failed, "errors": result.errors, "wall": wall,
             "latency": result.latency, "ttfb": result.ttfb}
@@ -210,12 +215,14 @@ def main() -> None:
     parser.add_argument("--stream-expect", help="expected streamed text (checks content and [DONE])")
     parser.add_argument("--no-done", action="store_true",
                         help="accept a stream without the final [DONE] event (MLflow sends none)")
+    parser.add_argument("--ramp", type=float, default=0.0,
+                        help="seconds over which the users start (0: all at once)")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--connect-parallel", type=int, default=100)
     args = parser.parse_args()
     out = asyncio.run(run(args.url, args.body.encode(), args.concurrency, args.requests,
                           args.stream_expect, args.timeout, args.connect_parallel,
-                          not args.no_done))
+                          not args.no_done, args.ramp))
     json.dump(out, sys.stdout)
 
 

@@ -42,7 +42,10 @@ def summarise(f: dict) -> dict:
         res = f["streaming"][top]
         g, d = res["gateway"], res["direct"]
         s["stream_added_ttfb_p99_ms"] = g["ttfb_p99_ms"] - d["ttfb_p99_ms"]
-        s["stream_kb_per_open_stream"] = max(0, g["rss_peak_kb"] - g["rss_before_kb"]) / int(top)
+        # Against the fresh gateway's idle RSS, not the RSS just before this run: the warm-up
+        # and the earlier scenarios already grew the heap, so this errs on the high side.
+        base = f["idle_rss_kb"]["total"] if "idle_rss_kb" in f else g["rss_before_kb"]
+        s["stream_kb_per_open_stream"] = max(0, g["rss_peak_kb"] - base) / int(top)
         goals[f"{top} streams: 100% complete intact"] = g["success"] == 1.0
         goals[f"{top} streams: added TTFB p99 < 20 ms"] = s["stream_added_ttfb_p99_ms"] < 20
         goals["memory: < 100 KB per open stream"] = s["stream_kb_per_open_stream"] < 100
@@ -67,18 +70,20 @@ def render(f: dict) -> str:
     names = lambda res: list(res)  # noqa: E731
     if "latency" in f:
         out.append("### 1. Latency, concurrency 1, upstream delay 0\n")
-        out.append("| target | p50 ms | p99 ms |\n|---|---|---|")
+        out.append("| target | p50 ms | p99 ms | CPU ms/req |\n|---|---|---|---|")
         for n, r in f["latency"].items():
-            out.append(f"| {n} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} |")
+            cpu = f"{r['cpu_ms_per_request']:.2f}" if "cpu_ms_per_request" in r else "-"
+            out.append(f"| {n} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {cpu} |")
         out.append(f"\nGateway added: p50 {s['added_p50_ms']:.3f} ms, p99 {s['added_p99_ms']:.3f} ms "
                    f"(ratio p50 {s['latency_ratio_p50']:.2f}x direct).\n")
     if "throughput" in f:
         out.append("### 2. Throughput, non-streaming chat, upstream delay 0\n")
-        out.append("| concurrency | target | req/s | p50 ms | p99 ms | ok |\n|---|---|---|---|---|---|")
+        out.append("| concurrency | target | req/s | p50 ms | p99 ms | ok | CPU ms/req |\n|---|---|---|---|---|---|---|")
         for c, res in f["throughput"].items():
             for n in names(res):
                 r = res[n]
-                out.append(f"| {c} | {n} | {r['rps']:.0f} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {r['ok']}/{r['requests']} |")
+                cpu = f"{r['cpu_ms_per_request']:.2f}" if "cpu_ms_per_request" in r else "-"
+                out.append(f"| {c} | {n} | {r['rps']:.0f} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {r['ok']}/{r['requests']} | {cpu} |")
         for c, row in s["throughput"].items():
             extra = f", {row['ratio_to_mlflow']:.2f}x MLflow" if "ratio_to_mlflow" in row else ""
             out.append(f"\nc={c}: gateway {row['ratio_to_direct']:.2f}x direct{extra}.")
@@ -100,7 +105,15 @@ def render(f: dict) -> str:
                 out.append(f"| {c} | {n} | {r['ok']}/{r['requests']} | {_ms(r['ttfb_p50_ms'])} | {_ms(r['ttfb_p99_ms'])} | "
                            f"{_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {peak} |")
         out.append(f"\nAdded TTFB p99 at the largest run: {s['stream_added_ttfb_p99_ms']:.2f} ms; "
-                   f"memory per open stream: {s['stream_kb_per_open_stream']:.1f} KiB.\n")
+                   f"memory per open stream: {s['stream_kb_per_open_stream']:.1f} KiB "
+                   "((peak RSS during the run - idle RSS of the fresh gateway) / streams).\n")
+    if "stream_burst" in f:
+        out.append("### 4b. Streaming burst (all streams start at the same instant)\n")
+        out.append("| streams | target | complete intact | TTFB p50 ms | TTFB p99 ms | total p99 ms |\n|---|---|---|---|---|---|")
+        for c, res in f["stream_burst"].items():
+            for n, r in res.items():
+                out.append(f"| {c} | {n} | {r['ok']}/{r['requests']} | {_ms(r['ttfb_p50_ms'])} | {_ms(r['ttfb_p99_ms'])} | {_ms(r['p99_ms'])} |")
+        out.append("")
     if "idle_rss_kb" in f:
         per = ", ".join(f"{v / 1024:.1f}" for v in f["idle_rss_kb"]["per_process"])
         out.append(f"### 5. Memory\n\nIdle gateway RSS: {f['idle_rss_kb']['total'] / 1024:.1f} MiB "

@@ -26,10 +26,11 @@ class Profile:
     stream_concurrency: tuple[int, ...]
     stream_chunks: int
     stream_interval: float
+    stream_rounds: int
 
 
-FULL = Profile(3000, 20000, (32, 128), 1.0, (200, 1000), 3, (100, 500), 50, 0.02)
-TINY = Profile(100, 300, (8,), 0.2, (20,), 1, (10,), 5, 0.01)
+FULL = Profile(3000, 20000, (32, 128), 1.0, (200, 1000), 3, (100, 500), 50, 0.02, 3)
+TINY = Profile(100, 300, (8,), 0.2, (20,), 1, (10,), 5, 0.01, 1)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -40,13 +41,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def load(url: str, body: dict, concurrency: int, requests: int, stream_expect: str | None = None,
-         timeout: float = 60.0, require_done: bool = True) -> dict:
+         timeout: float = 60.0, require_done: bool = True, ramp: float = 0.0) -> dict:
     """Run the load generator (pinned to the client CPU) and return its figures in ms."""
     argv = targets.pinned(targets.CLIENT_CPUS, [
         sys.executable, "-m", "bench.loadgen", "--url", url, "--body", json.dumps(body),
         "--concurrency", str(concurrency), "--requests", str(requests), "--timeout", str(timeout),
     ] + (["--stream-expect", stream_expect] if stream_expect is not None else [])
-      + ([] if require_done else ["--no-done"]))
+      + ([] if require_done else ["--no-done"]) + (["--ramp", str(ramp)] if ramp else []))
     out = subprocess.run(argv, cwd=targets.ROOT, capture_output=True, text=True, check=True)
     raw = json.loads(out.stdout)
     lat = [x * 1000 for x in raw["latency"]]
@@ -98,22 +99,23 @@ class Runner:
         return out
 
     def _each(self, endpoint: str, body: dict, concurrency: int, requests: int,
-              warmup: int = 0, stream_expect: str | None = None, peak: bool = False) -> dict:
+              warmup: int = 0, stream_expect: str | None = None, peak: bool = False,
+              ramp: float = 0.0) -> dict:
         results = {}
         for name, url, b in self._targets(endpoint, body):
             # MLflow's gateway ends its streams without `data: [DONE]`; ours must send it.
             done = name != "mlflow"
             if warmup:
-                load(url, b, concurrency, warmup, stream_expect, require_done=done)
+                load(url, b, concurrency, warmup, stream_expect, require_done=done, ramp=ramp)
             pid = self.gateways[name][1] if name in self.gateways else None
             cpu = targets.tree_cpu_s(pid) if pid else 0.0
             if peak and pid:
                 before = sum(targets.tree_rss(pid).values())
                 with PeakRSS(pid) as rss:
-                    res = load(url, b, concurrency, requests, stream_expect, require_done=done)
+                    res = load(url, b, concurrency, requests, stream_expect, require_done=done, ramp=ramp)
                 res["rss_before_kb"], res["rss_peak_kb"] = before, rss.peak_kb
             else:
-                res = load(url, b, concurrency, requests, stream_expect, require_done=done)
+                res = load(url, b, concurrency, requests, stream_expect, require_done=done, ramp=ramp)
             if pid:
                 # CPU time per request is the least noisy cost figure on a shared machine.
                 res["cpu_ms_per_request"] = (targets.tree_cpu_s(pid) - cpu) * 1000 / max(res["requests"], 1)
@@ -144,8 +146,19 @@ class Runner:
     def streaming(self) -> dict:
         self.log(f"4. streaming: {self.p.stream_chunks} chunks every {self.p.stream_interval * 1000:.0f} ms")
         expect = expected_text(self.p.stream_chunks)
-        return {c: self._each("stream", {**CHAT, "stream": True}, c, c, warmup=c, stream_expect=expect, peak=True)
+        # Steady state: users start spread over one stream's length and each runs
+        # `stream_rounds` streams back to back, so about `c` streams are open at any time.
+        ramp = self.p.stream_chunks * self.p.stream_interval
+        return {c: self._each("stream", {**CHAT, "stream": True}, c, c * self.p.stream_rounds, warmup=c,
+                              stream_expect=expect, peak=True, ramp=ramp)
                 for c in self.p.stream_concurrency}
+
+    def stream_burst(self) -> dict:
+        """The hard case: the largest number of streams all starting in the same instant."""
+        c = max(self.p.stream_concurrency)
+        self.log(f"4b. streaming burst: {c} streams starting at once")
+        expect = expected_text(self.p.stream_chunks)
+        return {c: self._each("stream", {**CHAT, "stream": True}, c, c, warmup=c, stream_expect=expect)}
 
 
 CHAT = {"messages": [{"role": "system", "content": "You are terse."},
