@@ -28,7 +28,16 @@ def free_port() -> int:
 
 
 def pinned(cpus: str, argv: list[str]) -> list[str]:
-    return (["taskset", "-c", cpus] if shutil.which("taskset") else []) + argv
+    """argv under `taskset -c cpus`, unpinned when taskset or one of those CPUs is missing."""
+    wanted: set[int] = set()
+    try:
+        for part in cpus.split(","):
+            low, _, high = part.partition("-")
+            wanted.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        wanted = {-1}
+    usable = shutil.which("taskset") and wanted <= os.sched_getaffinity(0)
+    return (["taskset", "-c", cpus] if usable else []) + argv
 
 
 def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
