@@ -15,6 +15,7 @@ from app.errors import GatewayError, InvalidRequest, NotFound
 from app.gateway import Gateway, Live
 from app.schemas import CHAT, COMPLETIONS, EMBEDDINGS, REQUEST_SCHEMAS
 from app.schemas.base import flatten_errors
+from app.schemas.fast import plain_chat
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _CALLS = {CHAT: "chat", COMPLETIONS: "completions", EMBEDDINGS: "embeddings"}
@@ -46,6 +47,10 @@ def read_json() -> dict:
 
 
 def validate(endpoint_type: str, payload: dict) -> dict:
+    if endpoint_type == CHAT:
+        plain = plain_chat(payload)
+        if plain is not None:
+            return plain
     try:
         return REQUEST_SCHEMAS[endpoint_type].load(payload)
     except ValidationError as exc:

@@ -16,7 +16,7 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.http import Timeout
+from app.http import Timeout, lean_post
 
 CHAT = "llm/v1/chat"
 COMPLETIONS = "llm/v1/completions"
@@ -27,6 +27,8 @@ EMBEDDINGS = "llm/v1/embeddings"
 Chunk = dict | str
 
 _MASKED = re.compile(r"\S*\*{3,}\S*")
+# Seconds `finish` waits for the end of a stream's body after its terminal event.
+FINISH_WAIT = 0.1
 
 
 class ProviderConfig(Schema):
@@ -170,10 +172,9 @@ class BaseProvider:
         if headers:
             all_headers.update(headers)
         try:
-            return self.session.post(
-                url, data=json.dumps(body, separators=(",", ":")).encode(),
-                headers={"Content-Type": "application/json", **all_headers},
-                params=params, timeout=self.timeout, stream=stream,
+            return lean_post(
+                self.session, url, json.dumps(body, separators=(",", ":")).encode(),
+                {"Content-Type": "application/json", **all_headers}, params, self.timeout, stream,
             )
         except requests.Timeout:
             raise UpstreamTimeout(f"The {self._label()} provider did not answer in time.") from None
@@ -188,6 +189,24 @@ class BaseProvider:
             for event in sseclient.SSEClient(self._iter_bytes(resp)).events():
                 yield event
         finally:
+            resp.close()
+
+    def finish(self, resp: requests.Response) -> None:
+        """Call at the stream's terminal event: read the end of the body to keep the connection.
+
+        A provider stops at its terminal event while the last (empty) chunk of the HTTP body is
+        still unread; closing then drops the connection, and the next stream pays a new TCP
+        (and TLS) handshake. Reading that tail lets urllib3 return the connection to the pool.
+        The wait is bounded: an upstream that sends more, or nothing, is closed as before.
+        """
+        raw = resp.raw
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        try:
+            if sock is not None:
+                sock.settimeout(FINISH_WAIT)  # the pool sets the read timeout again on reuse
+            if raw.read(1024, decode_content=False):
+                resp.close()  # more than the end of the body: not a connection to reuse
+        except Exception:  # any failure here only means the connection is not reused
             resp.close()
 
     def iter_ndjson(self, resp: requests.Response) -> Iterator[Any]:

@@ -128,6 +128,7 @@ class OpenAIProvider(BaseProvider):
         for event in self.iter_sse(resp):
             data = event.data
             if data == "[DONE]":
+                self.finish(resp)
                 return
             message = chunk_error(data)
             if message is not None:

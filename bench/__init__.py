@@ -1,0 +1,1 @@
+"""Benchmark suite: the gateway's added latency, throughput, concurrency and memory, measured."""

@@ -1,0 +1,59 @@
+"""A stream that ends at its terminal event gives its upstream connection back to the pool."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import urllib3.connection
+
+from app.http import make_session
+from app.providers.openai import OpenAIProvider
+from tests.live import FakeUpstream, Reply, sse
+
+CHUNK = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+         "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}
+REQUEST = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+def _provider(url: str) -> OpenAIProvider:
+    config = {"openai_api_key": "sk-test", "openai_api_base": url + "/v1"}
+    return OpenAIProvider("gpt-4o-mini", config, session=make_session(url))
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts TCP connections urllib3 opens (it reconnects closed connection objects lazily)."""
+    made: list[int] = []
+    real = urllib3.connection.HTTPConnection._new_conn
+
+    def counted(self):  # type: ignore[no-untyped-def]
+        made.append(1)
+        return real(self)
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "_new_conn", counted)
+    return made
+
+
+def test_streams_reuse_one_connection(connects: list[int]) -> None:
+    reply = lambda seen: Reply(headers={"Content-Type": "text/event-stream"}, chunks=sse(CHUNK, CHUNK))
+    with FakeUpstream(reply) as up:
+        provider = _provider(up.url)
+        for _ in range(3):
+            assert len(list(provider.chat_stream(dict(REQUEST)))) == 2
+        assert len(up.requests) == 3
+        assert len(connects) == 1
+
+
+def test_upstream_that_keeps_sending_after_done_is_closed_quickly(connects: list[int]) -> None:
+    def chunks():
+        yield from sse(CHUNK)  # ends with data: [DONE]
+        time.sleep(2)
+        yield b"data: late\n\n"
+
+    with FakeUpstream(lambda seen: Reply(headers={"Content-Type": "text/event-stream"}, chunks=chunks())) as up:
+        provider = _provider(up.url)
+        started = time.monotonic()
+        assert len(list(provider.chat_stream(dict(REQUEST)))) == 1
+        assert time.monotonic() - started < 1.5  # bounded wait, then the connection is dropped
+        assert len(list(provider.chat_stream(dict(REQUEST)))) == 1
+        assert len(connects) == 2
