@@ -206,13 +206,13 @@ def test_connection_refused_is_502(make_app):
 @responses.activate
 def test_timeouts_are_passed_on_every_call(openai_client, monkeypatch):
     seen = []
-    original = requests.Session.post
+    original = requests.Session.send
 
-    def spy(self, url, **kwargs):
+    def spy(self, prepared, **kwargs):
         seen.append(kwargs["timeout"])
-        return original(self, url, **kwargs)
+        return original(self, prepared, **kwargs)
 
-    monkeypatch.setattr(requests.Session, "post", spy)
+    monkeypatch.setattr(requests.Session, "send", spy)
     responses.post("https://api.openai.com/v1/embeddings", body=(DATA / "embeddings.json").read_text())
     responses.post(URL, body=(DATA / "chat.json").read_text())
     openai_client.post("/endpoints/embeddings/invocations", json={"input": "a"})
