@@ -5,7 +5,7 @@ import json
 from typing import Any, Mapping
 
 from app.errors import InvalidRequest, UpstreamError
-from app.providers.openai_compat import max_tokens, reject_unknown, single_prompt, text_of, tool_name, tool_names
+from app.providers.translate import max_tokens, reject_unknown, single_prompt, text_of, tool_name, tool_names
 from app.schemas import shapes
 
 SAMPLING_PARAMS = frozenset({
