@@ -4,9 +4,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
+from app.config_fields import Secret, Url
 from app.errors import UpstreamError
 from app.providers.base import CHAT, BaseProvider, Chunk, ProviderConfig
 from app.providers.openai import chunk_error
@@ -28,7 +26,7 @@ J2_REASONS = {"endoftext": "stop", "stop": "stop", "length": "length"}
 
 class AI21Config(ProviderConfig):
     ai21labs_api_key = Secret(required=True)
-    ai21labs_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    ai21labs_api_base = Url()
 
 
 def is_legacy(model: str) -> bool:

@@ -5,9 +5,7 @@ import json
 from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
+from app.config_fields import Secret, Text, Url
 from app.errors import GatewayError, UpstreamError
 from app.providers.anthropic_stream import StreamTranslator, finish_reason, to_usage
 from app.providers.base import BaseProvider, Chunk, ProviderConfig, map_status
@@ -34,7 +32,7 @@ PASS_THROUGH = {"top_k", "metadata", "thinking", "service_tier"}
 class AnthropicConfig(ProviderConfig):
     anthropic_api_key = Secret(required=True)
     anthropic_version = Text(load_default=ANTHROPIC_VERSION)
-    anthropic_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    anthropic_api_base = Url()
 
 
 # ----- translation (pure) ------------------------------------------------------------------

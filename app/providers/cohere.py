@@ -4,9 +4,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
+from app.config_fields import Secret, Url
 from app.errors import UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
 from app.providers.cohere_stream import StreamTranslator, chat_finish, to_usage
@@ -38,7 +36,7 @@ INPUT_TYPES = ("search_document", "search_query", "classification", "clustering"
 
 class CohereConfig(ProviderConfig):
     cohere_api_key = Secret(required=True)
-    cohere_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    cohere_api_base = Url()
 
 
 # ----- translation (pure) ------------------------------------------------------------------

@@ -4,9 +4,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
+from app.config_fields import Secret, Url
 from app.errors import UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
 from app.providers.openai import chunk_error
@@ -33,7 +31,7 @@ FINISH = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
 
 
 class TGIConfig(ProviderConfig):
-    hf_server_url = Text(required=True, validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    hf_server_url = Url(required=True)
     hf_api_key = Secret()
 
 

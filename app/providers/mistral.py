@@ -4,9 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
+from app.config_fields import Secret, Url
 from app.errors import InvalidRequest, UpstreamError
 from app.providers.base import Chunk, ProviderConfig
 from app.providers.openai_compat import OpenAICompatible, chunk_envelope, embeddings_reply, reply_fields
@@ -31,7 +29,7 @@ EMBEDDINGS_PARAMS = frozenset({"input", "dimensions", "encoding_format", "output
 
 class MistralConfig(ProviderConfig):
     mistral_api_key = Secret(required=True)
-    mistral_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    mistral_api_base = Url()
 
 
 # ----- translation (pure) ------------------------------------------------------------------

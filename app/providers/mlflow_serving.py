@@ -4,9 +4,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Text
+from app.config_fields import Url
 from app.errors import UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
 from app.providers.translate import (
@@ -19,7 +17,7 @@ EMBEDDING_KEYS = {"input", "encoding_format"}
 
 
 class MLflowServingConfig(ProviderConfig):
-    model_server_url = Text(required=True, validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    model_server_url = Url(required=True)
 
 
 reject = partial(invalid, label=LABEL)

@@ -4,9 +4,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
+from app.config_fields import Secret, Url
 from app.errors import GatewayError, UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
 from app.providers.translate import (
@@ -26,7 +24,7 @@ CLIENT_FAULTS = ("Error: max output tokens", "Error: prompt token count")
 
 class MosaicMLConfig(ProviderConfig):
     mosaicml_api_key = Secret(required=True)
-    mosaicml_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    mosaicml_api_base = Url()
 
 
 reject = partial(invalid, label=LABEL)

@@ -5,9 +5,8 @@ import math
 from typing import Any, Iterator, Mapping
 
 import requests
-from marshmallow import validate
 
-from app.config_fields import Secret, Text
+from app.config_fields import Secret, Url
 from app.errors import GatewayError, InvalidRequest, UpstreamError
 from app.providers.base import Chunk, ProviderConfig, map_status
 from app.providers.openai_compat import OpenAICompatible, chunk_envelope, embeddings_reply, reply_fields
@@ -34,7 +33,7 @@ EMBEDDINGS_PARAMS = frozenset({"input", "encoding_format"})
 
 class TogetherConfig(ProviderConfig):
     togetherai_api_key = Secret(required=True)
-    togetherai_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    togetherai_api_base = Url()
 
 
 # ----- translation (pure) ------------------------------------------------------------------
