@@ -248,12 +248,8 @@ class AnthropicProvider(BaseProvider):
         }
 
     def upstream_error(self, resp: Any) -> GatewayError:
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        detail = self.error_message(body) or (resp.text[:500].strip() if body is None else None)
-        detail = self.redact(detail) if detail else f"HTTP {resp.status_code}"
+        # Anthropic's `error.type` is the code; it sends no `param`.
+        body, detail = self.error_detail(resp)
         return map_status(resp.status_code, detail, LABEL, resp.headers, code=error_type(body))
 
     def stream_error(self, data: Any) -> GatewayError:
