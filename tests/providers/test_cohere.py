@@ -14,6 +14,7 @@ from app import config
 from app.errors import ConfigError, InvalidRequest, UpstreamError, UpstreamTimeout
 from app.providers import cohere
 from app.providers.cohere_stream import StreamTranslator, chat_finish, to_usage
+from tests.providers.util import USER, WEATHER_TOOL, example_endpoints, read_stream
 from tests.upstream_spec import load_spec, validate_request
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cohere"
@@ -45,17 +46,8 @@ endpoints:
       config: {{cohere_api_key: {KEY}, cohere_api_base: "{BASE}"}}
 """
 
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city.",
-        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
-    },
-}
 COHERE_TOOL = {"type": "function", "function": {
     "name": "get_weather", "parameters": WEATHER_TOOL["function"]["parameters"], "description": "Current weather for a city."}}
-USER = {"role": "user", "content": "Capital of France?"}
 
 
 def data(name: str) -> bytes:
@@ -255,8 +247,7 @@ def test_config() -> None:
 
 
 def test_example_config_loads(monkeypatch) -> None:
-    monkeypatch.setenv("COHERE_API_KEY", "from-the-environment")
-    endpoints = config.load(str(Path(__file__).resolve().parents[2] / "config" / "examples" / "cohere.yaml"))
+    endpoints = example_endpoints("cohere.yaml", monkeypatch, COHERE_API_KEY="from-the-environment")
     assert len(endpoints) == 3
     assert {e.provider for e in endpoints} == {"cohere"}
     assert all(e.config["cohere_api_key"] == "from-the-environment" for e in endpoints)
@@ -270,12 +261,6 @@ def client(make_app):
     return make_app(CONFIG).test_client()
 
 
-@pytest.fixture
-def upstream():
-    with responses.RequestsMock() as rsps:
-        yield rsps
-
-
 def sent(upstream, url: str = CHAT_URL, path: str = "/v2/chat", index: int = 0) -> dict:
     call = upstream.calls[index]
     assert call.request.url == url
@@ -287,11 +272,6 @@ def sent(upstream, url: str = CHAT_URL, path: str = "/v2/chat", index: int = 0) 
     else:
         validate_request(SPEC, path, body)
     return body
-
-
-def read_stream(resp) -> list:
-    events = [e.data for e in sseclient.SSEClient([resp.get_data()]).events() if e.data]
-    return [e if e == "[DONE]" else json.loads(e) for e in events]
 
 
 def test_chat_on_v1_and_mlflow_routes(client, upstream) -> None:

@@ -7,7 +7,7 @@ import responses
 from app import config as config_mod
 from app.errors import ConfigError, InvalidRequest, UpstreamError
 from app.providers import mlflow_serving as mlf
-from tests.providers.util import data, data_json, sent
+from tests.providers.util import data, data_json, example_endpoints, sent
 
 SERVER = "http://scoring.test:5001"
 YAML = f"""
@@ -159,9 +159,7 @@ endpoints:
 """)
 
 
-def test_example_config_loads(monkeypatch):
-    from tests.providers.util import example_endpoints
-
+def test_example_config_loads():
     endpoints = example_endpoints("mlflow-model-serving.yaml")
     assert endpoints and {e.provider for e in endpoints} == {"mlflow-model-serving"}
 

@@ -8,7 +8,7 @@ from app import config as config_mod
 from app.errors import ConfigError, InvalidRequest, UpstreamError
 from app.providers import mosaicml
 from app.providers.base import EMBEDDINGS
-from tests.providers.util import build, data, sent
+from tests.providers.util import build, data, example_endpoints, sent
 
 BASE = "https://models.hosted-on.mosaicml.hosting"
 KEY = "mosaic-raw-key-555"
@@ -171,8 +171,5 @@ endpoints:
 
 
 def test_example_config_loads(monkeypatch):
-    from tests.providers.util import example_endpoints
-
-    monkeypatch.setenv("MOSAICML_API_KEY", "example-key")
-    endpoints = example_endpoints("mosaicml.yaml")
+    endpoints = example_endpoints("mosaicml.yaml", monkeypatch, MOSAICML_API_KEY="example-key")
     assert endpoints and {e.provider for e in endpoints} == {"mosaicml"}
