@@ -12,7 +12,7 @@ from app import config
 from app.errors import ConfigError, InvalidRequest, UpstreamError, UpstreamUnavailable
 from app.providers import anthropic as anth
 from app.providers.anthropic_stream import StreamTranslator, finish_reason, to_usage
-from tests.providers.util import USER, WEATHER_TOOL, example_endpoints, read_stream
+from tests.providers.util import USER, WEATHER_TOOL, check_text_stream, example_endpoints, read_stream
 from tests.upstream_spec import validate_request
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "anthropic"
@@ -305,13 +305,8 @@ def test_stream_text_with_usage(client, upstream) -> None:
     resp = client.post("/v1/chat/completions", json={
         "model": "claude", "messages": [USER], "stream": True, "stream_options": {"include_usage": True}})
     assert resp.status_code == 200 and resp.mimetype == "text/event-stream"
-    events = read_stream(resp)
-    assert events[-1] == "[DONE]"
-    chunks = events[:-1]
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == "Paris is the capital."
-    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["usage"] == {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}
+    check_text_stream(read_stream(resp), "Paris is the capital.",
+                      {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27})
     assert sent(upstream)["stream"] is True
 
 

@@ -14,7 +14,7 @@ from app import config
 from app.errors import ConfigError, InvalidRequest, UpstreamError, UpstreamTimeout
 from app.providers import cohere
 from app.providers.cohere_stream import StreamTranslator, chat_finish, to_usage
-from tests.providers.util import USER, WEATHER_TOOL, example_endpoints, read_stream
+from tests.providers.util import USER, WEATHER_TOOL, check_text_stream, example_endpoints, read_stream
 from tests.upstream_spec import load_spec, validate_request
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cohere"
@@ -324,13 +324,8 @@ def test_stream_text(client, upstream, framing) -> None:
                  body=raw if framing == "named" else _strip_event_lines(raw))
     resp = client.post("/v1/chat/completions", json={
         "model": "command", "messages": [USER], "stream": True, "stream_options": {"include_usage": True}})
-    events = read_stream(resp)
-    assert events[-1] == "[DONE]"
-    chunks = events[:-1]
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == "Paris is the capital."
-    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["usage"] == {"prompt_tokens": 215, "completion_tokens": 6, "total_tokens": 221}
+    check_text_stream(read_stream(resp), "Paris is the capital.",
+                      {"prompt_tokens": 215, "completion_tokens": 6, "total_tokens": 221})
     assert sent(upstream)["stream"] is True
 
 

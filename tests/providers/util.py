@@ -62,6 +62,23 @@ def read_stream(resp: Any) -> list[Any]:
     return events(resp.get_data())
 
 
+def check_text_stream(events: list[Any], text: str, usage: dict) -> None:
+    """A chat stream asked with include_usage: role delta first, `text` across the deltas,
+    `stop` on the last choice chunk, then the usage chunk and [DONE]."""
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == text
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"] == usage
+
+
+def gateway_reply(make_app: Any, config: str, route: str, payload: dict, *, url: str, status: int, body: bytes) -> Any:
+    """The gateway's answer on `route` when the upstream at `url` replies `status` with JSON `body`."""
+    responses.post(url, status=status, body=body, content_type="application/json")
+    return make_app(config).test_client().post(route, json=payload)
+
+
 def load(kind: str, payload: dict) -> dict:
     """A request as the API layer hands it over: validated by the unified schema."""
     return REQUEST_SCHEMAS[kind].load(payload)
