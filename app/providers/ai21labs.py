@@ -8,7 +8,9 @@ from app.config_fields import Secret, Url
 from app.errors import UpstreamError
 from app.providers.base import CHAT, BaseProvider, Chunk, ProviderConfig
 from app.providers.openai import chunk_error
-from app.providers.translate import as_list, check_keys, include_usage, invalid, max_tokens, one_prompt
+from app.providers.translate import (
+    as_list, chat_as_completions, check_keys, include_usage, invalid, max_tokens, one_prompt,
+)
 from app.schemas import shapes
 
 AI21_BASE = "https://api.ai21.com/studio/v1"
@@ -118,14 +120,6 @@ def completion_to_chat(request: Mapping[str, Any], model: str) -> dict:
     prompt = one_prompt(request, LABEL, "must be a single prompt")
     chat = {k: v for k, v in request.items() if k != "prompt"}
     return chat_to_upstream({**chat, "messages": [{"role": "user", "content": prompt}]}, model)
-
-
-def chat_to_completions(response: Mapping[str, Any]) -> dict:
-    return shapes.completions_response(
-        model=response["model"], id=response["id"], usage=response["usage"],
-        choices=[shapes.completions_choice(c["index"], c["message"]["content"] or "", c["finish_reason"])
-                 for c in response["choices"]],
-    )
 
 
 def complete_to_upstream(request: Mapping[str, Any]) -> dict:
@@ -245,7 +239,7 @@ class AI21LabsProvider(BaseProvider):
             url = self._url(f"{self.model}/complete")
             return complete_from_upstream(self.post_json(url, complete_to_upstream(request)), self.model)
         body = completion_to_chat(request, self.model)
-        return chat_to_completions(chat_from_upstream(self.post_json(self._url("chat/completions"), body), self.model))
+        return chat_as_completions(chat_from_upstream(self.post_json(self._url("chat/completions"), body), self.model))
 
     def completions_stream(self, request: dict) -> Iterator[Chunk]:
         if is_legacy(self.model):

@@ -10,7 +10,7 @@ from app.errors import GatewayError, UpstreamError
 from app.providers.anthropic_stream import StreamTranslator, finish_reason, to_usage
 from app.providers.base import BaseProvider, Chunk, ProviderConfig, map_status
 from app.providers.translate import (
-    as_list, check_keys, include_usage, invalid, max_tokens, one_candidate, one_prompt, text_of,
+    as_list, chat_as_completions, check_keys, include_usage, invalid, max_tokens, one_candidate, one_prompt, text_of,
 )
 from app.schemas import shapes
 
@@ -206,12 +206,7 @@ def from_upstream(body: Mapping[str, Any], model: str) -> dict:
 
 def completions_from_upstream(body: Mapping[str, Any], model: str) -> dict:
     """The same Messages reply, as a text completion."""
-    chat = from_upstream(body, model)
-    choice = chat["choices"][0]
-    return shapes.completions_response(
-        model=chat["model"], id=chat["id"], usage=chat["usage"],
-        choices=[shapes.completions_choice(0, choice["message"]["content"] or "", choice["finish_reason"])],
-    )
+    return chat_as_completions(from_upstream(body, model))
 
 
 # Error types of `{"type":"error","error":{"type","message"}}` → the HTTP status they come with.

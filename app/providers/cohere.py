@@ -9,7 +9,7 @@ from app.errors import UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
 from app.providers.cohere_stream import StreamTranslator, chat_finish, to_usage
 from app.providers.translate import (
-    as_list, check_keys, include_usage, invalid, max_tokens, one_candidate, one_prompt, text_of,
+    as_list, chat_as_completions, check_keys, include_usage, invalid, max_tokens, one_candidate, one_prompt, text_of,
 )
 from app.schemas import shapes
 
@@ -181,12 +181,8 @@ def from_upstream(body: Mapping[str, Any], model: str) -> dict:
 
 
 def completions_from_upstream(body: Mapping[str, Any], model: str) -> dict:
-    chat = from_upstream(body, model)
-    choice = chat["choices"][0]
-    return shapes.completions_response(
-        model=model, id=chat["id"], usage=chat["usage"],
-        choices=[shapes.completions_choice(0, choice["message"]["content"] or "", choice["finish_reason"])],
-    )
+    """The same v2 chat reply, as a text completion."""
+    return chat_as_completions(from_upstream(body, model))
 
 
 def to_embed(request: Mapping[str, Any], model: str) -> dict:

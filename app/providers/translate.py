@@ -125,8 +125,41 @@ def plain_chat(model: str, text: str) -> dict:
     )
 
 
+def chat_as_completions(chat: Mapping[str, Any]) -> dict:
+    """A unified chat response read back as completions: each `message.content` is a `text`."""
+    return shapes.completions_response(
+        model=chat["model"], id=chat["id"], usage=chat["usage"],
+        choices=[shapes.completions_choice(c["index"], c["message"]["content"] or "", c["finish_reason"])
+                 for c in chat["choices"]],
+    )
+
+
 def plain_completions(model: str, texts: list[str]) -> dict:
     """One choice per text, for backends that report neither a finish reason nor token counts."""
     return shapes.completions_response(
         model=model, choices=[shapes.completions_choice(i, t, None) for i, t in enumerate(texts)], usage=None,
     )
+
+
+class StreamChunks:
+    """Unified chat or completions chunks of one stream: one id, model and created time.
+
+    Base of the event-by-event stream translators (Anthropic, Cohere); `kind` is "chat" or
+    "completions" and `include_usage` is the client's `stream_options.include_usage`.
+    """
+
+    def __init__(self, model: str, kind: str = "chat", include_usage: bool = False) -> None:
+        self.kind = kind
+        self.include_usage = include_usage
+        self.base = {"id": shapes.new_id("chatcmpl" if kind == "chat" else "cmpl"), "model": model,
+                     "created": shapes.now()}
+
+    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
+        """A chat chunk with this delta, or a completions chunk whose `text` is the delta's content."""
+        if self.kind == "chat":
+            return shapes.chat_chunk(**self.base, delta=delta, finish_reason=finish)
+        return shapes.completions_chunk(**self.base, text=delta.get("content") or "", finish_reason=finish)
+
+    def _usage_chunk(self, usage: dict | None) -> dict:
+        """The final `choices: []` chunk that carries the usage (sent only when asked for)."""
+        return {**self._chunk({}), "choices": [], "usage": usage}
