@@ -10,7 +10,8 @@ from app.errors import GatewayError, UpstreamError
 from app.providers.anthropic_stream import StreamTranslator, finish_reason, to_usage
 from app.providers.base import BaseProvider, Chunk, ProviderConfig, map_status
 from app.providers.translate import (
-    as_list, chat_as_completions, check_keys, include_usage, invalid, max_tokens, one_candidate, one_prompt, text_of,
+    as_list, chat_as_completions, check_keys, include_usage, invalid, max_tokens, one_candidate, one_prompt,
+    parameters_of, text_of,
 )
 from app.schemas import shapes
 
@@ -122,7 +123,7 @@ def to_tools(tools: list[Mapping[str, Any]]) -> list[dict]:
     out = []
     for tool in tools:
         fn = tool["function"]
-        item = {"name": fn["name"], "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
+        item = {"name": fn["name"], "input_schema": parameters_of(fn)}
         if fn.get("description"):
             item["description"] = fn["description"]
         out.append(item)

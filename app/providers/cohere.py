@@ -9,7 +9,8 @@ from app.errors import UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
 from app.providers.cohere_stream import StreamTranslator, chat_finish, to_usage
 from app.providers.translate import (
-    as_list, chat_as_completions, check_keys, include_usage, invalid, max_tokens, one_candidate, one_prompt, text_of,
+    as_list, chat_as_completions, check_keys, include_usage, invalid, max_tokens, one_candidate, one_prompt,
+    parameters_of, text_of,
 )
 from app.schemas import shapes
 
@@ -93,7 +94,7 @@ def to_tools(tools: list[Mapping[str, Any]]) -> list[dict]:
     out = []
     for tool in tools:
         fn = tool["function"]
-        item = {"name": fn["name"], "parameters": fn.get("parameters") or {"type": "object", "properties": {}}}
+        item = {"name": fn["name"], "parameters": parameters_of(fn)}
         if fn.get("description"):
             item["description"] = fn["description"]
         out.append({"type": "function", "function": item})

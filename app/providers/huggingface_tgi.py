@@ -8,7 +8,9 @@ from app.config_fields import Secret, Url
 from app.errors import UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
 from app.providers.openai import chunk_error
-from app.providers.translate import as_list, check_keys, include_usage, invalid, max_tokens, one_candidate
+from app.providers.translate import (
+    as_list, check_keys, include_usage, invalid, max_tokens, one_candidate, parameters_of,
+)
 from app.schemas import shapes
 
 LABEL = "Hugging Face TGI"
@@ -83,7 +85,7 @@ def tool_to_upstream(tool: Mapping[str, Any]) -> dict:
     """OpenAI `{"type":"function","function":{"name","description","parameters"}}` → TGI's
     `FunctionDefinition`, which names the JSON schema `arguments` (tgi.openapi.json)."""
     fn = tool["function"]
-    out: dict[str, Any] = {"name": fn["name"], "arguments": fn.get("parameters") or {"type": "object", "properties": {}}}
+    out: dict[str, Any] = {"name": fn["name"], "arguments": parameters_of(fn)}
     if fn.get("description") is not None:
         out["description"] = fn["description"]
     return {"type": "function", "function": out}

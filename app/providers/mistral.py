@@ -8,7 +8,9 @@ from app.config_fields import Secret, Url
 from app.errors import InvalidRequest, UpstreamError
 from app.providers.base import Chunk, ProviderConfig
 from app.providers.openai_compat import OpenAICompatible, chunk_envelope, embeddings_reply, reply_fields
-from app.providers.translate import max_tokens, reject_unknown, single_prompt, text_of, tool_name, tool_names
+from app.providers.translate import (
+    max_tokens, parameters_of, reject_unknown, single_prompt, text_of, tool_name, tool_names,
+)
 from app.schemas import shapes
 
 MISTRAL_BASE = "https://api.mistral.ai/v1"
@@ -89,7 +91,7 @@ def _tools(tools: list[Mapping[str, Any]]) -> list[dict]:
     out = []
     for tool in tools:
         fn = tool["function"]
-        spec: dict[str, Any] = {"name": fn["name"], "parameters": fn.get("parameters") or {"type": "object", "properties": {}}}
+        spec: dict[str, Any] = {"name": fn["name"], "parameters": parameters_of(fn)}
         for key in ("description", "strict"):
             if key in fn:
                 spec[key] = fn[key]

@@ -10,7 +10,7 @@ from app.config_fields import Secret, Url
 from app.errors import GatewayError, InvalidRequest, UpstreamError
 from app.providers.base import Chunk, ProviderConfig, map_status
 from app.providers.openai_compat import OpenAICompatible, chunk_envelope, embeddings_reply, reply_fields
-from app.providers.translate import max_tokens, reject_unknown, single_prompt, text_of
+from app.providers.translate import as_list, max_tokens, reject_unknown, single_prompt, text_of
 from app.schemas import shapes
 
 TOGETHER_BASE = "https://api.together.xyz/v1"
@@ -47,7 +47,7 @@ def _common(request: Mapping[str, Any], body: dict, allowed: frozenset[str]) -> 
         body["max_tokens"] = max_tokens(request)
     stop = request.get("stop")
     if stop is not None:
-        body["stop"] = [stop] if isinstance(stop, str) else list(stop)  # Together takes a list only
+        body["stop"] = as_list(stop)  # Together takes a list only
     return body
 
 

@@ -94,6 +94,11 @@ def text_of(content: Any) -> str:
     return ""
 
 
+def parameters_of(function: Mapping[str, Any]) -> dict:
+    """An OpenAI tool function's JSON schema; vendors that require one get an empty object schema."""
+    return function.get("parameters") or {"type": "object", "properties": {}}
+
+
 def tool_names(messages: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """Tool-call id -> function name, from the assistant turns (tool results need the name)."""
     names: dict[str, str] = {}

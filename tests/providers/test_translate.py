@@ -58,6 +58,9 @@ def test_request_readers():
     assert t.include_usage({"stream_options": None}) is False and t.include_usage({}) is False
     assert t.text_of([{"type": "text", "text": "a"}, {"type": "image_url"}, {"type": "text", "text": "b"}]) == "ab"
     assert t.text_of(None) == ""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    assert t.parameters_of({"name": "f", "parameters": schema}) is schema
+    assert t.parameters_of({"name": "f"}) == {"type": "object", "properties": {}}
 
 
 def test_chat_as_completions_keeps_every_choice():
