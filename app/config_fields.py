@@ -6,7 +6,7 @@ import os
 import re
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
 _ENV_REF = re.compile(r"^\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))$")
 
@@ -23,6 +23,14 @@ class Text(fields.String):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             raise ValidationError(f"Must be a string; quote the value in YAML: '{value}'.")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Url(Text):
+    """An http(s) base URL; hosts without a TLD (`localhost`, a compose service) are allowed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", validate.URL(require_tld=False, schemes={"http", "https"}))
+        super().__init__(**kwargs)
 
 
 def resolve_secret(value: str) -> str:

@@ -1,14 +1,16 @@
 """AI21 Labs: Jamba chat (/chat/completions) and the legacy Jurassic-2 `/{model}/complete` API."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
-from app.errors import InvalidRequest, UpstreamError
+from app.config_fields import Secret, Url
+from app.errors import UpstreamError
 from app.providers.base import CHAT, BaseProvider, Chunk, ProviderConfig
 from app.providers.openai import chunk_error
+from app.providers.translate import (
+    as_list, chat_as_completions, check_keys, include_usage, invalid, max_tokens, one_prompt,
+)
 from app.schemas import shapes
 
 AI21_BASE = "https://api.ai21.com/studio/v1"
@@ -26,7 +28,7 @@ J2_REASONS = {"endoftext": "stop", "stop": "stop", "length": "length"}
 
 class AI21Config(ProviderConfig):
     ai21labs_api_key = Secret(required=True)
-    ai21labs_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    ai21labs_api_base = Url()
 
 
 def is_legacy(model: str) -> bool:
@@ -34,18 +36,7 @@ def is_legacy(model: str) -> bool:
     return model.startswith(("j1-", "j2-"))
 
 
-def reject(param: str, why: str) -> InvalidRequest:
-    return InvalidRequest(f"'{param}' {why} with the {LABEL} provider.", param=param)
-
-
-def check_keys(request: Mapping[str, Any], allowed: set[str]) -> None:
-    for key in request:
-        if key not in allowed:
-            raise reject(key, "is not supported")
-
-
-def max_tokens(request: Mapping[str, Any]) -> int | None:
-    return request.get("max_completion_tokens") or request.get("max_tokens")
+reject = partial(invalid, label=LABEL)
 
 
 # ----- translation (pure) ------------------------------------------------------------------
@@ -82,7 +73,7 @@ def message_to_upstream(index: int, message: Mapping[str, Any]) -> dict:
 
 def chat_to_upstream(request: Mapping[str, Any], model: str) -> dict:
     """Unified chat request → Jamba `ChatRequest` `{"model","messages",...}`."""
-    check_keys(request, CHAT_KEYS)
+    check_keys(request, CHAT_KEYS, LABEL)
     if request.get("tool_choice") not in (None, "auto"):
         raise reject("tool_choice", "other than 'auto' is not supported")
     fmt = request.get("response_format")
@@ -125,35 +116,18 @@ def chat_from_upstream(body: Mapping[str, Any], model: str) -> dict:
 
 def completion_to_chat(request: Mapping[str, Any], model: str) -> dict:
     """A completions request as one Jamba user turn (the prompt is the whole message)."""
-    check_keys(request, JAMBA_COMPLETION_KEYS)
-    prompt = request["prompt"]
-    if isinstance(prompt, list):
-        if len(prompt) != 1:
-            raise reject("prompt", "must be a single prompt")
-        prompt = prompt[0]
+    check_keys(request, JAMBA_COMPLETION_KEYS, LABEL)
+    prompt = one_prompt(request, LABEL, "must be a single prompt")
     chat = {k: v for k, v in request.items() if k != "prompt"}
     return chat_to_upstream({**chat, "messages": [{"role": "user", "content": prompt}]}, model)
 
 
-def chat_to_completions(response: Mapping[str, Any]) -> dict:
-    return shapes.completions_response(
-        model=response["model"], id=response["id"], usage=response["usage"],
-        choices=[shapes.completions_choice(c["index"], c["message"]["content"] or "", c["finish_reason"])
-                 for c in response["choices"]],
-    )
-
-
 def complete_to_upstream(request: Mapping[str, Any]) -> dict:
     """Unified completions → Jurassic `{"prompt","maxTokens","numResults","temperature","topP","stopSequences"}`."""
-    check_keys(request, COMPLETE_KEYS)
+    check_keys(request, COMPLETE_KEYS, LABEL)
     if request.get("stream"):
         raise reject("stream", "is not supported for Jurassic-2 models")
-    prompt = request["prompt"]
-    if isinstance(prompt, list):
-        if len(prompt) != 1:
-            raise reject("prompt", "must be a single prompt")
-        prompt = prompt[0]
-    body: dict[str, Any] = {"prompt": prompt}
+    body: dict[str, Any] = {"prompt": one_prompt(request, LABEL, "must be a single prompt")}
     names = {"temperature": "temperature", "top_p": "topP", "n": "numResults"}
     for ours, theirs in names.items():
         if ours in request:
@@ -161,7 +135,7 @@ def complete_to_upstream(request: Mapping[str, Any]) -> dict:
     if max_tokens(request) is not None:
         body["maxTokens"] = max_tokens(request)
     if "stop" in request:
-        body["stopSequences"] = [request["stop"]] if isinstance(request["stop"], str) else request["stop"]
+        body["stopSequences"] = as_list(request["stop"])
     return body
 
 
@@ -239,12 +213,12 @@ class AI21LabsProvider(BaseProvider):
         return self._stream(chat_to_upstream(request, self.model), request)
 
     def _stream(self, body: dict, request: Mapping[str, Any]) -> Iterator[dict]:
-        include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+        with_usage = include_usage(request)
         resp = self.post_stream(self._url("chat/completions"), body)
         created, usage, last_id = shapes.now(), None, ""
         for event in self.iter_sse(resp):
             if event.data == "[DONE]":
-                if include_usage:
+                if with_usage:
                     yield {**chat_chunk({"id": last_id}, self.model, created), "usage": usage}
                 return
             message = chunk_error(event.data)
@@ -265,7 +239,7 @@ class AI21LabsProvider(BaseProvider):
             url = self._url(f"{self.model}/complete")
             return complete_from_upstream(self.post_json(url, complete_to_upstream(request)), self.model)
         body = completion_to_chat(request, self.model)
-        return chat_to_completions(chat_from_upstream(self.post_json(self._url("chat/completions"), body), self.model))
+        return chat_as_completions(chat_from_upstream(self.post_json(self._url("chat/completions"), body), self.model))
 
     def completions_stream(self, request: dict) -> Iterator[Chunk]:
         if is_legacy(self.model):

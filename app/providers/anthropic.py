@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
-from app.errors import GatewayError, InvalidRequest, UpstreamError
+from app.config_fields import Secret, Text, Url
+from app.errors import GatewayError, UpstreamError
 from app.providers.anthropic_stream import StreamTranslator, finish_reason, to_usage
 from app.providers.base import BaseProvider, Chunk, ProviderConfig, map_status
+from app.providers.translate import (
+    as_list, chat_as_completions, check_keys, include_usage, invalid, max_tokens, one_candidate, one_prompt,
+    parameters_of, text_of,
+)
 from app.schemas import shapes
 
 ANTHROPIC_BASE = "https://api.anthropic.com"
@@ -30,20 +33,13 @@ PASS_THROUGH = {"top_k", "metadata", "thinking", "service_tier"}
 class AnthropicConfig(ProviderConfig):
     anthropic_api_key = Secret(required=True)
     anthropic_version = Text(load_default=ANTHROPIC_VERSION)
-    anthropic_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    anthropic_api_base = Url()
 
 
 # ----- translation (pure) ------------------------------------------------------------------
 
 
-def _invalid(param: str, why: str) -> InvalidRequest:
-    return InvalidRequest(f"'{param}' {why} with the {LABEL} provider.", param=param)
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") for p in content or () if p.get("type") == "text")
+_invalid = partial(invalid, label=LABEL)
 
 
 def content_blocks(content: Any) -> list[dict]:
@@ -99,11 +95,11 @@ def to_messages(messages: list[Mapping[str, Any]]) -> tuple[str | None, list[dic
     for m in messages:
         role = m["role"]
         if role in ("system", "developer"):
-            system.append(_text(m.get("content")))
+            system.append(text_of(m.get("content")))
             continue
         if role == "tool":
             role = "user"
-            blocks = [{"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": _text(m.get("content"))}]
+            blocks = [{"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": text_of(m.get("content"))}]
         elif role == "assistant":
             blocks = content_blocks(m.get("content")) + [_tool_use(c) for c in m.get("tool_calls") or ()]
         else:
@@ -127,7 +123,7 @@ def to_tools(tools: list[Mapping[str, Any]]) -> list[dict]:
     out = []
     for tool in tools:
         fn = tool["function"]
-        item = {"name": fn["name"], "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
+        item = {"name": fn["name"], "input_schema": parameters_of(fn)}
         if fn.get("description"):
             item["description"] = fn["description"]
         out.append(item)
@@ -152,23 +148,15 @@ def to_upstream(request: Mapping[str, Any], model: str) -> dict:
 
     Temperature: the unified range is OpenAI's 0–2 and Anthropic's is 0–1, so it is halved.
     """
-    for key in request:
-        if key not in HANDLED and key not in PASS_THROUGH:
-            raise _invalid(key, "is not supported")
-    if request.get("n", 1) != 1:
-        raise _invalid("n", "must be 1 (Claude returns one candidate)")
+    check_keys(request, HANDLED | PASS_THROUGH, LABEL)
+    one_candidate(request, LABEL, "must be 1 (Claude returns one candidate)")
     if "prompt" in request:
-        prompt = request["prompt"]
-        if isinstance(prompt, list):
-            if len(prompt) != 1:
-                raise _invalid("prompt", "must be a single string")
-            prompt = prompt[0]
-        system, messages = None, [{"role": "user", "content": prompt}]
+        system, messages = None, [{"role": "user", "content": one_prompt(request, LABEL, "must be a single string")}]
     else:
         system, messages = to_messages(request["messages"])
     body: dict[str, Any] = {
         "model": model,
-        "max_tokens": request.get("max_completion_tokens") or request.get("max_tokens") or DEFAULT_MAX_TOKENS,
+        "max_tokens": max_tokens(request) or DEFAULT_MAX_TOKENS,
         "messages": messages,
     }
     if system:
@@ -183,8 +171,7 @@ def to_upstream(request: Mapping[str, Any], model: str) -> dict:
             raise _invalid("top_k", "must be a non-negative integer")
         body["top_k"] = top_k
     if request.get("stop"):
-        stop = request["stop"]
-        body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        body["stop_sequences"] = as_list(request["stop"])
     if request.get("tools"):
         body["tools"] = to_tools(request["tools"])
     if request.get("tool_choice") == "required" and not request.get("tools"):
@@ -220,12 +207,7 @@ def from_upstream(body: Mapping[str, Any], model: str) -> dict:
 
 def completions_from_upstream(body: Mapping[str, Any], model: str) -> dict:
     """The same Messages reply, as a text completion."""
-    chat = from_upstream(body, model)
-    choice = chat["choices"][0]
-    return shapes.completions_response(
-        model=chat["model"], id=chat["id"], usage=chat["usage"],
-        choices=[shapes.completions_choice(0, choice["message"]["content"] or "", choice["finish_reason"])],
-    )
+    return chat_as_completions(from_upstream(body, model))
 
 
 # Error types of `{"type":"error","error":{"type","message"}}` → the HTTP status they come with.
@@ -262,12 +244,8 @@ class AnthropicProvider(BaseProvider):
         }
 
     def upstream_error(self, resp: Any) -> GatewayError:
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        detail = self.error_message(body) or (resp.text[:500].strip() if body is None else None)
-        detail = self.redact(detail) if detail else f"HTTP {resp.status_code}"
+        # Anthropic's `error.type` is the code; it sends no `param`.
+        body, detail = self.error_detail(resp)
         return map_status(resp.status_code, detail, LABEL, resp.headers, code=error_type(body))
 
     def stream_error(self, data: Any) -> GatewayError:
@@ -290,8 +268,7 @@ class AnthropicProvider(BaseProvider):
 
     def _stream(self, request: dict, kind: str) -> Iterator[Chunk]:
         body = to_upstream({**request, "stream": True}, self.model)
-        include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-        translator = StreamTranslator(self.model, kind, include_usage)
+        translator = StreamTranslator(self.model, kind, include_usage(request))
         resp = self.post_stream(self.url, body, headers={"Accept": "text/event-stream"})
         for event in self.iter_sse(resp):
             if not event.data:

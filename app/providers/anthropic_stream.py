@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from app.providers.translate import StreamChunks
 from app.schemas import shapes
 
 # docs.anthropic.com/en/api/messages, `stop_reason` → OpenAI `finish_reason`.
@@ -32,7 +33,7 @@ def to_usage(usage: Mapping[str, Any] | None) -> dict | None:
     return shapes.usage(prompt, usage.get("output_tokens") or 0)
 
 
-class StreamTranslator:
+class StreamTranslator(StreamChunks):
     """Turns the named SSE events of a Messages stream into unified chat or completions chunks.
 
     Event order (docs.anthropic.com/en/docs/build-with-claude/streaming):
@@ -48,19 +49,11 @@ class StreamTranslator:
     """
 
     def __init__(self, model: str, kind: str = "chat", include_usage: bool = False) -> None:
-        self.kind = kind
-        self.include_usage = include_usage
-        self.base = {"id": shapes.new_id("chatcmpl" if kind == "chat" else "cmpl"), "model": model,
-                     "created": shapes.now()}
+        super().__init__(model, kind, include_usage)
         self.usage: dict[str, Any] = {}
         self.stop_reason: str | None = None
         self.tool_index: dict[int, int] = {}  # content block index → OpenAI tool_calls index
         self.done = False
-
-    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
-        if self.kind == "chat":
-            return shapes.chat_chunk(**self.base, delta=delta, finish_reason=finish)
-        return shapes.completions_chunk(**self.base, text=delta.get("content") or "", finish_reason=finish)
 
     def feed(self, name: str | None, data: Mapping[str, Any]) -> list[dict]:
         """The unified chunks for one event (often none)."""
@@ -105,5 +98,5 @@ class StreamTranslator:
         self.done = True
         chunks = [self._chunk({}, finish_reason(self.stop_reason) or "stop")]
         if self.include_usage:
-            chunks.append({**self._chunk({}), "choices": [], "usage": to_usage(self.usage)})
+            chunks.append(self._usage_chunk(to_usage(self.usage)))
         return chunks

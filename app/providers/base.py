@@ -263,15 +263,19 @@ class BaseProvider:
             text = text.replace(secret, "[redacted]")
         return _MASKED.sub("[redacted]", text)
 
-    def upstream_error(self, resp: requests.Response) -> GatewayError:
-        """Map an upstream HTTP error: 4xx kept, 429 with Retry-After, 503/529 → 503, else 502."""
-        status = resp.status_code
+    def error_detail(self, resp: requests.Response) -> tuple[Any, str]:
+        """(parsed error body or None, redacted human detail) of an upstream error reply."""
         try:
             body = resp.json()
         except ValueError:
             body = None
         detail = self.error_message(body) or (resp.text[:500].strip() if body is None else None)
-        detail = self.redact(detail) if detail else f"HTTP {status}"
+        return body, (self.redact(detail) if detail else f"HTTP {resp.status_code}")
+
+    def upstream_error(self, resp: requests.Response) -> GatewayError:
+        """Map an upstream HTTP error: 4xx kept, 429 with Retry-After, 503/529 → 503, else 502."""
+        status = resp.status_code
+        body, detail = self.error_detail(resp)
         err = body.get("error") if isinstance(body, dict) else None
         code = err.get("code") if isinstance(err, dict) and isinstance(err.get("code"), str) else None
         param = err.get("param") if isinstance(err, dict) and isinstance(err.get("param"), str) else None

@@ -1,14 +1,17 @@
 """Cohere: chat and completions through v2 chat (`POST /v2/chat`), embeddings through `/v2/embed`."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
-from app.errors import InvalidRequest, UpstreamError
+from app.config_fields import Secret, Url
+from app.errors import UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
 from app.providers.cohere_stream import StreamTranslator, chat_finish, to_usage
+from app.providers.translate import (
+    as_list, chat_as_completions, check_keys, include_usage, invalid, max_tokens, one_candidate, one_prompt,
+    parameters_of, text_of,
+)
 from app.schemas import shapes
 
 COHERE_BASE = "https://api.cohere.com"
@@ -34,14 +37,13 @@ INPUT_TYPES = ("search_document", "search_query", "classification", "clustering"
 
 class CohereConfig(ProviderConfig):
     cohere_api_key = Secret(required=True)
-    cohere_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    cohere_api_base = Url()
 
 
 # ----- translation (pure) ------------------------------------------------------------------
 
 
-def _invalid(param: str, why: str) -> InvalidRequest:
-    return InvalidRequest(f"'{param}' {why} with the {LABEL} provider.", param=param)
+_invalid = partial(invalid, label=LABEL)
 
 
 def _content(content: Any) -> str | list[dict]:
@@ -59,12 +61,6 @@ def _content(content: Any) -> str | list[dict]:
     return parts
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") for p in content or () if p.get("type") == "text")
-
-
 def to_messages(messages: list[Mapping[str, Any]]) -> list[dict]:
     """OpenAI messages → v2 messages (roles system|user|assistant|tool).
 
@@ -75,11 +71,11 @@ def to_messages(messages: list[Mapping[str, Any]]) -> list[dict]:
     for m in messages:
         role = "system" if m["role"] == "developer" else m["role"]
         if role == "tool":
-            out.append({"role": "tool", "tool_call_id": m["tool_call_id"], "content": _text(m.get("content"))})
+            out.append({"role": "tool", "tool_call_id": m["tool_call_id"], "content": text_of(m.get("content"))})
         elif role == "assistant":
             msg: dict[str, Any] = {"role": "assistant"}
             if m.get("content"):
-                msg["content"] = _text(m["content"])
+                msg["content"] = text_of(m["content"])
             if m.get("tool_calls"):
                 msg["tool_calls"] = [
                     shapes.tool_call(c["id"], c["function"]["name"], c["function"]["arguments"])
@@ -87,7 +83,7 @@ def to_messages(messages: list[Mapping[str, Any]]) -> list[dict]:
                 ]
             out.append(msg)
         elif role == "system":
-            out.append({"role": "system", "content": _text(m.get("content"))})
+            out.append({"role": "system", "content": text_of(m.get("content"))})
         else:
             out.append({"role": "user", "content": _content(m.get("content"))})
     return out
@@ -98,7 +94,7 @@ def to_tools(tools: list[Mapping[str, Any]]) -> list[dict]:
     out = []
     for tool in tools:
         fn = tool["function"]
-        item = {"name": fn["name"], "parameters": fn.get("parameters") or {"type": "object", "properties": {}}}
+        item = {"name": fn["name"], "parameters": parameters_of(fn)}
         if fn.get("description"):
             item["description"] = fn["description"]
         out.append({"type": "function", "function": item})
@@ -123,26 +119,17 @@ def to_upstream(request: Mapping[str, Any], model: str) -> dict:
     Mappings: temperature 0–2 is halved onto Cohere's documented 0–1; top_p → `p`, clamped into
     Cohere's 0.01–0.99; top_k → `k` (0–500); stop → `stop_sequences` (≤5).
     """
-    for key in request:
-        if key not in HANDLED and key not in PASS_THROUGH:
-            raise _invalid(key, "is not supported")
-    if request.get("n", 1) != 1:
-        raise _invalid("n", "must be 1 (Cohere returns one candidate)")
+    check_keys(request, HANDLED | PASS_THROUGH, LABEL)
+    one_candidate(request, LABEL, "must be 1 (Cohere returns one candidate)")
     if "prompt" in request:
-        prompt = request["prompt"]
-        if isinstance(prompt, list):
-            if len(prompt) != 1:
-                raise _invalid("prompt", "must be a single string")
-            prompt = prompt[0]
-        messages = [{"role": "user", "content": prompt}]
+        messages = [{"role": "user", "content": one_prompt(request, LABEL, "must be a single string")}]
     else:
         messages = to_messages(request["messages"])
     body: dict[str, Any] = {"model": model, "messages": messages}
     if request.get("stream"):
         body["stream"] = True
-    limit = request.get("max_completion_tokens") or request.get("max_tokens")
-    if limit:
-        body["max_tokens"] = limit
+    if max_tokens(request):
+        body["max_tokens"] = max_tokens(request)
     if "temperature" in request:
         body["temperature"] = round(request["temperature"] / 2, 6)
     if "top_p" in request:
@@ -153,7 +140,7 @@ def to_upstream(request: Mapping[str, Any], model: str) -> dict:
             raise _invalid("top_k", "must be an integer from 0 to 500")
         body["k"] = k
     if request.get("stop"):
-        stop = [request["stop"]] if isinstance(request["stop"], str) else list(request["stop"])
+        stop = as_list(request["stop"])
         if len(stop) > MAX_STOP_SEQUENCES:
             raise _invalid("stop", f"takes at most {MAX_STOP_SEQUENCES} sequences")
         body["stop_sequences"] = stop
@@ -195,22 +182,16 @@ def from_upstream(body: Mapping[str, Any], model: str) -> dict:
 
 
 def completions_from_upstream(body: Mapping[str, Any], model: str) -> dict:
-    chat = from_upstream(body, model)
-    choice = chat["choices"][0]
-    return shapes.completions_response(
-        model=model, id=chat["id"], usage=chat["usage"],
-        choices=[shapes.completions_choice(0, choice["message"]["content"] or "", choice["finish_reason"])],
-    )
+    """The same v2 chat reply, as a text completion."""
+    return chat_as_completions(from_upstream(body, model))
 
 
 def to_embed(request: Mapping[str, Any], model: str) -> dict:
     """OpenAI embeddings request → `{"model","texts","input_type","embedding_types":["float"]}`."""
-    for key in request:
-        if key not in {"input", "dimensions", "encoding_format"} | EMBED_PASS_THROUGH:
-            raise _invalid(key, "is not supported")
+    check_keys(request, {"input", "dimensions", "encoding_format"} | EMBED_PASS_THROUGH, LABEL)
     if request.get("encoding_format", "float") != "float":
         raise _invalid("encoding_format", "must be float")
-    texts = [request["input"]] if isinstance(request["input"], str) else list(request["input"])
+    texts = as_list(request["input"])
     if len(texts) > MAX_EMBED_TEXTS:
         raise _invalid("input", f"takes at most {MAX_EMBED_TEXTS} texts per call")
     if request.get("input_type", INPUT_TYPES[0]) not in INPUT_TYPES:
@@ -288,8 +269,7 @@ class CohereProvider(BaseProvider):
 
     def _stream(self, request: dict, kind: str) -> Iterator[Chunk]:
         body = to_upstream({**request, "stream": True}, self.model)
-        include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-        translator = StreamTranslator(self.model, kind, include_usage)
+        translator = StreamTranslator(self.model, kind, include_usage(request))
         resp = self.post_stream(f"{self.base}/v2/chat", body, headers={"Accept": "text/event-stream"})
         for name, data in self._events(resp):
             if name == "[DONE]":

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from app.errors import UpstreamError, UpstreamTimeout
+from app.providers.translate import StreamChunks
 from app.schemas import shapes
 
 LABEL = "Cohere"
@@ -43,7 +44,7 @@ def _message(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return ((data.get("delta") or {}).get("message")) or {}
 
 
-class StreamTranslator:
+class StreamTranslator(StreamChunks):
     """v2 chat stream events (by `type`) → unified chat or completions chunks.
 
     Shapes (docs.cohere.com/docs/streaming):
@@ -59,19 +60,11 @@ class StreamTranslator:
     """
 
     def __init__(self, model: str, kind: str = "chat", include_usage: bool = False) -> None:
-        self.kind = kind
-        self.include_usage = include_usage
-        self.base = {"id": shapes.new_id("chatcmpl" if kind == "chat" else "cmpl"), "model": model,
-                     "created": shapes.now()}
+        super().__init__(model, kind, include_usage)
         self.started = False
         self.has_output = False
         self.tools = 0
         self.done = False
-
-    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
-        if self.kind == "chat":
-            return shapes.chat_chunk(**self.base, delta=delta, finish_reason=finish)
-        return shapes.completions_chunk(**self.base, text=delta.get("content") or "", finish_reason=finish)
 
     def _start(self) -> list[dict]:
         if self.started or self.kind != "chat":
@@ -129,5 +122,5 @@ class StreamTranslator:
         self.done = True
         chunks = self._start() + [self._chunk({}, chat_finish(reason, self.has_output) or "stop")]
         if self.include_usage:
-            chunks.append({**self._chunk({}), "choices": [], "usage": to_usage(usage)})
+            chunks.append(self._usage_chunk(to_usage(usage)))
         return chunks

@@ -5,9 +5,8 @@ import re
 from typing import Any, ClassVar, Iterator, Mapping
 
 import requests
-from marshmallow import validate
 
-from app.config_fields import Secret, Text
+from app.config_fields import Secret, Url
 from app.errors import GatewayError, UpstreamError
 from app.providers import gemini_translate as wire
 from app.providers.gemini_stream import StreamTranslator
@@ -16,17 +15,16 @@ from app.providers.base import BaseProvider, Chunk, ProviderConfig, map_status
 GEMINI_BASE = "https://generativelanguage.googleapis.com/v1beta"
 # A model id is one path segment (`gemini-2.0-flash`, `text-embedding-004`); `models/` is allowed.
 _MODEL = re.compile(r"^(models/)?[A-Za-z0-9][A-Za-z0-9._-]*$")
-_URL = validate.URL(require_tld=False, schemes={"http", "https"})
 
 
 class GeminiConfig(ProviderConfig):
     gemini_api_key = Secret(required=True)
-    gemini_api_base = Text(validate=_URL)
+    gemini_api_base = Url()
 
 
 class PalmConfig(ProviderConfig):
     palm_api_key = Secret(required=True)
-    palm_api_base = Text(validate=_URL)
+    palm_api_base = Url()
 
 
 def retry_after(error: Mapping[str, Any]) -> str | None:

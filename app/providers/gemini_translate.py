@@ -5,7 +5,9 @@ import json
 from typing import Any, Mapping
 
 from app.errors import InvalidRequest, UpstreamError
-from app.providers.openai_compat import max_tokens, reject_unknown, single_prompt, text_of, tool_name, tool_names
+from app.providers.translate import (
+    as_list, max_tokens, reject_unknown, single_prompt, text_of, tool_name, tool_names,
+)
 from app.schemas import shapes
 
 SAMPLING_PARAMS = frozenset({
@@ -131,7 +133,7 @@ def generation_config(request: Mapping[str, Any], label: str) -> dict:
         config["maxOutputTokens"] = max_tokens(request)
     stop = request.get("stop")
     if stop is not None:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+        config["stopSequences"] = as_list(stop)
     fmt = request.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_object":
         config["responseMimeType"] = "application/json"

@@ -1,14 +1,16 @@
 """Hugging Face Text Generation Inference: chat via /v1/chat/completions, completions via /generate."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
-from app.errors import InvalidRequest, UpstreamError
+from app.config_fields import Secret, Url
+from app.errors import UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
 from app.providers.openai import chunk_error
+from app.providers.translate import (
+    as_list, check_keys, include_usage, invalid, max_tokens, one_candidate, parameters_of,
+)
 from app.schemas import shapes
 
 LABEL = "Hugging Face TGI"
@@ -31,20 +33,16 @@ FINISH = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
 
 
 class TGIConfig(ProviderConfig):
-    hf_server_url = Text(required=True, validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    hf_server_url = Url(required=True)
     hf_api_key = Secret()
 
 
-def reject(param: str, why: str) -> InvalidRequest:
-    return InvalidRequest(f"'{param}' {why} with the {LABEL} provider.", param=param)
+reject = partial(invalid, label=LABEL)
 
 
 def common_checks(request: Mapping[str, Any], allowed: set[str]) -> None:
-    for key in request:
-        if key not in allowed:
-            raise reject(key, "is not supported")
-    if request.get("n", 1) != 1:
-        raise reject("n", "must be 1 (TGI generates one candidate)")
+    check_keys(request, allowed, LABEL)
+    one_candidate(request, LABEL, "must be 1 (TGI generates one candidate)")
     # TGI validation: "`top_p` must be > 0.0 and < 1.0"; 1.0 means "no nucleus cut", so it is
     # honoured by leaving top_p out, while 0 has no TGI equivalent.
     if request.get("top_p") == 0:
@@ -55,7 +53,7 @@ def stop_list(request: Mapping[str, Any]) -> list[str] | None:
     stop = request.get("stop")
     if stop is None:
         return None
-    stops = [stop] if isinstance(stop, str) else list(stop)
+    stops = as_list(stop)
     if len(stops) > 4:
         raise reject("stop", "accepts at most 4 sequences")
     return stops
@@ -87,7 +85,7 @@ def tool_to_upstream(tool: Mapping[str, Any]) -> dict:
     """OpenAI `{"type":"function","function":{"name","description","parameters"}}` → TGI's
     `FunctionDefinition`, which names the JSON schema `arguments` (tgi.openapi.json)."""
     fn = tool["function"]
-    out: dict[str, Any] = {"name": fn["name"], "arguments": fn.get("parameters") or {"type": "object", "properties": {}}}
+    out: dict[str, Any] = {"name": fn["name"], "arguments": parameters_of(fn)}
     if fn.get("description") is not None:
         out["description"] = fn["description"]
     return {"type": "function", "function": out}
@@ -138,9 +136,8 @@ def generate_parameters(request: Mapping[str, Any], *, stream: bool) -> dict:
         params["do_sample"] = False
     elif sampling:
         params["do_sample"] = True
-    limit = request.get("max_completion_tokens") or request.get("max_tokens")
-    if limit is not None:
-        params["max_new_tokens"] = limit
+    if max_tokens(request) is not None:
+        params["max_new_tokens"] = max_tokens(request)
     if stop_list(request) is not None:
         params["stop"] = stop_list(request)
     if request.get("seed") is not None:
@@ -154,7 +151,7 @@ def generate_parameters(request: Mapping[str, Any], *, stream: bool) -> dict:
 
 
 def prompts_of(request: Mapping[str, Any]) -> list[str]:
-    return request["prompt"] if isinstance(request["prompt"], list) else [request["prompt"]]
+    return as_list(request["prompt"])
 
 
 def generate_body(prompt: str, params: Mapping[str, Any]) -> dict:
@@ -258,10 +255,9 @@ class HuggingFaceTGIProvider(BaseProvider):
         if len(prompts) != 1:
             raise reject("prompt", "must be a single prompt when streaming")
         body = generate_body(prompts[0], generate_parameters(request, stream=True))
-        include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-        return self._generate_stream(body, include_usage)
+        return self._generate_stream(body, include_usage(request))
 
-    def _generate_stream(self, body: dict, include_usage: bool) -> Iterator[dict]:
+    def _generate_stream(self, body: dict, with_usage: bool) -> Iterator[dict]:
         resp = self.post_stream(self._url("generate_stream"), body)
         base = {"id": shapes.new_id("cmpl"), "model": self.model, "created": shapes.now()}
         for event in self.iter_sse(resp):
@@ -274,7 +270,7 @@ class HuggingFaceTGIProvider(BaseProvider):
             if text or reason:
                 yield shapes.completions_chunk(**base, text=text, finish_reason=reason)
             if reason is not None:
-                if include_usage:
+                if with_usage:
                     yield {**shapes.completions_chunk(**base, text=""), "choices": [], "usage": usage}
                 resp.close()
                 return

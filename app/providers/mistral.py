@@ -4,21 +4,12 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
+from app.config_fields import Secret, Url
 from app.errors import InvalidRequest, UpstreamError
 from app.providers.base import Chunk, ProviderConfig
-from app.providers.openai_compat import (
-    OpenAICompatible,
-    embeddings_reply,
-    max_tokens,
-    reject_unknown,
-    single_prompt,
-    text_of,
-    usage,
-    tool_name,
-    tool_names,
+from app.providers.openai_compat import OpenAICompatible, chunk_envelope, embeddings_reply, reply_fields
+from app.providers.translate import (
+    max_tokens, parameters_of, reject_unknown, single_prompt, text_of, tool_name, tool_names,
 )
 from app.schemas import shapes
 
@@ -40,7 +31,7 @@ EMBEDDINGS_PARAMS = frozenset({"input", "dimensions", "encoding_format", "output
 
 class MistralConfig(ProviderConfig):
     mistral_api_key = Secret(required=True)
-    mistral_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    mistral_api_base = Url()
 
 
 # ----- translation (pure) ------------------------------------------------------------------
@@ -100,7 +91,7 @@ def _tools(tools: list[Mapping[str, Any]]) -> list[dict]:
     out = []
     for tool in tools:
         fn = tool["function"]
-        spec: dict[str, Any] = {"name": fn["name"], "parameters": fn.get("parameters") or {"type": "object", "properties": {}}}
+        spec: dict[str, Any] = {"name": fn["name"], "parameters": parameters_of(fn)}
         for key in ("description", "strict"):
             if key in fn:
                 spec[key] = fn[key]
@@ -202,8 +193,7 @@ def chat_from_upstream(body: Mapping[str, Any], model: str) -> dict:
                            finish_reason(c.get("finish_reason")))
         for c in body.get("choices") or ()
     ]
-    return shapes.chat_response(model=body.get("model") or model, choices=choices,
-                                usage=usage(body.get("usage")), id=body.get("id"), created=body.get("created"))
+    return shapes.chat_response(choices=choices, **reply_fields(body, model))
 
 
 def completions_from_upstream(body: Mapping[str, Any], model: str) -> dict:
@@ -212,8 +202,7 @@ def completions_from_upstream(body: Mapping[str, Any], model: str) -> dict:
         shapes.completions_choice(c["index"], _text(c["message"].get("content")) or "", finish_reason(c.get("finish_reason")))
         for c in body.get("choices") or ()
     ]
-    return shapes.completions_response(model=body.get("model") or model, choices=choices,
-                                       usage=usage(body.get("usage")), id=body.get("id"), created=body.get("created"))
+    return shapes.completions_response(choices=choices, **reply_fields(body, model))
 
 
 
@@ -242,29 +231,17 @@ def _stream_error(event: Mapping[str, Any]) -> None:
 def chat_chunk_from_upstream(event: Mapping[str, Any], model: str) -> dict:
     """Mistral `chat.completion.chunk` (usage on the last one) -> unified chat chunk."""
     _stream_error(event)
-    chunk = {
-        "id": event.get("id") or "", "object": "chat.completion.chunk", "created": event.get("created") or shapes.now(),
-        "model": event.get("model") or model,
-        "choices": [{"index": c["index"], "delta": _delta(c.get("delta") or {}),
-                     "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()],
-    }
-    if event.get("usage"):
-        chunk["usage"] = usage(event["usage"])
-    return chunk
+    choices = [{"index": c["index"], "delta": _delta(c.get("delta") or {}),
+                "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()]
+    return chunk_envelope(event, model, "chat.completion.chunk", choices)
 
 
 def completions_chunk_from_upstream(event: Mapping[str, Any], model: str) -> dict:
     """The chat chunk's `delta.content` becomes the completions chunk's `text`."""
     _stream_error(event)
-    chunk = {
-        "id": event.get("id") or "", "object": "text_completion", "created": event.get("created") or shapes.now(),
-        "model": event.get("model") or model,
-        "choices": [{"index": c["index"], "text": _text((c.get("delta") or {}).get("content")) or "",
-                     "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()],
-    }
-    if event.get("usage"):
-        chunk["usage"] = usage(event["usage"])
-    return chunk
+    choices = [{"index": c["index"], "text": _text((c.get("delta") or {}).get("content")) or "",
+                "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()]
+    return chunk_envelope(event, model, "text_completion", choices)
 
 
 embeddings_from_upstream = embeddings_reply  # both vendors answer in OpenAI's embeddings shape

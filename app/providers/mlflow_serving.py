@@ -1,13 +1,15 @@
 """MLflow Model Serving (`mlflow models serve`): `POST {model_server_url}/invocations`."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Text
-from app.errors import InvalidRequest, UpstreamError
+from app.config_fields import Url
+from app.errors import UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
+from app.providers.translate import (
+    as_list, check_keys, invalid, one_candidate, plain_chat, plain_completions, text_of,
+)
 from app.schemas import shapes
 
 LABEL = "MLflow Model Serving"
@@ -15,11 +17,10 @@ EMBEDDING_KEYS = {"input", "encoding_format"}
 
 
 class MLflowServingConfig(ProviderConfig):
-    model_server_url = Text(required=True, validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    model_server_url = Url(required=True)
 
 
-def reject(param: str, why: str) -> InvalidRequest:
-    return InvalidRequest(f"'{param}' {why} with the {LABEL} provider.", param=param)
+reject = partial(invalid, label=LABEL)
 
 
 def bad_reply(what: str) -> UpstreamError:
@@ -34,8 +35,7 @@ def params_of(request: Mapping[str, Any], skip: set[str]) -> dict:
 
     `n` is refused: the scoring server returns one prediction per input.
     """
-    if request.get("n", 1) != 1:
-        raise reject("n", "must be 1")
+    one_candidate(request, LABEL, "must be 1")
     if request.get("stream"):
         raise reject("stream", "is not supported (the scoring server does not stream)")
     params = {k: v for k, v in request.items() if k not in skip | {"n", "stream", "max_completion_tokens"}}
@@ -54,8 +54,7 @@ def body(inputs: list, params: Mapping[str, Any]) -> dict:
 
 def completions_to_upstream(request: Mapping[str, Any]) -> dict:
     """`{"inputs": ["prompt1", ...], "params": {"temperature": 0.5, "max_tokens": 64}}`."""
-    prompt = request["prompt"]
-    return body(prompt if isinstance(prompt, list) else [prompt], params_of(request, {"prompt"}))
+    return body(as_list(request["prompt"]), params_of(request, {"prompt"}))
 
 
 def chat_to_upstream(request: Mapping[str, Any]) -> dict:
@@ -74,19 +73,16 @@ def chat_to_upstream(request: Mapping[str, Any]) -> dict:
     if isinstance(content, list):
         if any(part.get("type") != "text" for part in content):
             raise reject("messages[0].content", "accepts only text")
-        content = "".join(part["text"] for part in content)
+        content = text_of(content)
     return body([content], params_of(request, {"messages"}))
 
 
 def embeddings_to_upstream(request: Mapping[str, Any]) -> dict:
     """`{"inputs": ["a", "b"]}`."""
-    for key in request:
-        if key not in EMBEDDING_KEYS:
-            raise reject(key, "is not supported")
+    check_keys(request, EMBEDDING_KEYS, LABEL)
     if request.get("encoding_format", "float") != "float":
         raise reject("encoding_format", "must be 'float'")
-    inputs = request["input"]
-    return {"inputs": inputs if isinstance(inputs, list) else [inputs]}
+    return {"inputs": as_list(request["input"])}
 
 
 def _choice_text(item: Any) -> str:
@@ -149,21 +145,15 @@ class MLflowServingProvider(BaseProvider):
         return self.post_json(f"{self.base_url(self.config)}/invocations", payload)
 
     def chat(self, request: dict) -> dict:
-        text = texts_from_upstream(self._invoke(chat_to_upstream(request)), 1)[0]
         # The scoring server reports no finish reason and no token counts.
-        return shapes.chat_response(
-            model=self.model, choices=[shapes.chat_choice(0, shapes.chat_message(text), None)], usage=None,
-        )
+        return plain_chat(self.model, texts_from_upstream(self._invoke(chat_to_upstream(request)), 1)[0])
 
     def chat_stream(self, request: dict) -> Iterator[Chunk]:
         raise reject("stream", "is not supported (the scoring server does not stream)")
 
     def completions(self, request: dict) -> dict:
         payload = completions_to_upstream(request)
-        texts = texts_from_upstream(self._invoke(payload), len(payload["inputs"]))
-        return shapes.completions_response(
-            model=self.model, choices=[shapes.completions_choice(i, t, None) for i, t in enumerate(texts)], usage=None,
-        )
+        return plain_completions(self.model, texts_from_upstream(self._invoke(payload), len(payload["inputs"])))
 
     def completions_stream(self, request: dict) -> Iterator[Chunk]:
         raise reject("stream", "is not supported (the scoring server does not stream)")

@@ -1,13 +1,15 @@
 """MosaicML hosted inference (retired): `/{model}/v1/predict` for text, templated chat, embeddings."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Iterator, Mapping
 
-from marshmallow import validate
-
-from app.config_fields import Secret, Text
-from app.errors import GatewayError, InvalidRequest, UpstreamError
+from app.config_fields import Secret, Url
+from app.errors import GatewayError, UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
+from app.providers.translate import (
+    as_list, check_keys, invalid, max_tokens, one_candidate, plain_chat, plain_completions,
+)
 from app.schemas import shapes
 
 MOSAICML_BASE = "https://models.hosted-on.mosaicml.hosting"
@@ -22,19 +24,16 @@ CLIENT_FAULTS = ("Error: max output tokens", "Error: prompt token count")
 
 class MosaicMLConfig(ProviderConfig):
     mosaicml_api_key = Secret(required=True)
-    mosaicml_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    mosaicml_api_base = Url()
 
 
-def reject(param: str, why: str) -> InvalidRequest:
-    return InvalidRequest(f"'{param}' {why} with the {LABEL} provider.", param=param)
+reject = partial(invalid, label=LABEL)
 
 
-def check_keys(request: Mapping[str, Any], allowed: set[str]) -> None:
-    for key in request:
-        if key not in allowed:
-            raise reject(key, "is not supported")
-    if request.get("n", 1) != 1:
-        raise reject("n", "must be 1 (MosaicML returns one output per input)")
+def check_request(request: Mapping[str, Any], allowed: set[str]) -> None:
+    """Unknown keys, `n` other than 1 and `stream` are refused: the predict API has no such options."""
+    check_keys(request, allowed, LABEL)
+    one_candidate(request, LABEL, "must be 1 (MosaicML returns one output per input)")
     if request.get("stream"):
         raise reject("stream", "is not supported (MosaicML has no streaming API)")
 
@@ -96,9 +95,8 @@ def parameters(request: Mapping[str, Any]) -> dict:
         if isinstance(request["top_k"], bool) or not isinstance(request["top_k"], int) or request["top_k"] < 1:
             raise reject("top_k", "must be a whole number of at least 1")
         params["top_k"] = request["top_k"]
-    limit = request.get("max_completion_tokens") or request.get("max_tokens")
-    if limit is not None:
-        params["max_new_tokens"] = limit
+    if max_tokens(request) is not None:
+        params["max_new_tokens"] = max_tokens(request)
     return params
 
 
@@ -111,24 +109,20 @@ def predict_body(inputs: list[str], params: Mapping[str, Any]) -> dict:
 
 
 def chat_to_upstream(request: Mapping[str, Any]) -> dict:
-    check_keys(request, CHAT_KEYS)
+    check_request(request, CHAT_KEYS)
     return predict_body([llama2_prompt(request["messages"])], parameters(request))
 
 
 def completions_to_upstream(request: Mapping[str, Any]) -> dict:
-    check_keys(request, COMPLETION_KEYS)
-    prompt = request["prompt"]
-    return predict_body(prompt if isinstance(prompt, list) else [prompt], parameters(request))
+    check_request(request, COMPLETION_KEYS)
+    return predict_body(as_list(request["prompt"]), parameters(request))
 
 
 def embeddings_to_upstream(request: Mapping[str, Any]) -> dict:
-    for key in request:
-        if key not in EMBEDDING_KEYS:
-            raise reject(key, "is not supported")
+    check_keys(request, EMBEDDING_KEYS, LABEL)
     if request.get("encoding_format", "float") != "float":
         raise reject("encoding_format", "must be 'float'")
-    inputs = request["input"]
-    return {"inputs": inputs if isinstance(inputs, list) else [inputs]}
+    return {"inputs": as_list(request["input"])}
 
 
 def outputs(body: Any, count: int) -> list:
@@ -178,25 +172,19 @@ class MosaicMLProvider(BaseProvider):
         return self.post_json(f"{self.base_url(self.config)}/{self.model}/v1/predict", body)
 
     def chat(self, request: dict) -> dict:
-        text = texts_from_upstream(self._predict(chat_to_upstream(request)), 1)[0]
         # The predict API reports neither a finish reason nor token counts.
-        return shapes.chat_response(
-            model=self.model, choices=[shapes.chat_choice(0, shapes.chat_message(text), None)], usage=None,
-        )
+        return plain_chat(self.model, texts_from_upstream(self._predict(chat_to_upstream(request)), 1)[0])
 
     def chat_stream(self, request: dict) -> Iterator[Chunk]:
-        check_keys(request, CHAT_KEYS)
+        check_request(request, CHAT_KEYS)
         raise reject("stream", "is not supported")
 
     def completions(self, request: dict) -> dict:
         body = completions_to_upstream(request)
-        texts = texts_from_upstream(self._predict(body), len(body["inputs"]))
-        return shapes.completions_response(
-            model=self.model, choices=[shapes.completions_choice(i, t, None) for i, t in enumerate(texts)], usage=None,
-        )
+        return plain_completions(self.model, texts_from_upstream(self._predict(body), len(body["inputs"])))
 
     def completions_stream(self, request: dict) -> Iterator[Chunk]:
-        check_keys(request, COMPLETION_KEYS)
+        check_request(request, COMPLETION_KEYS)
         raise reject("stream", "is not supported")
 
     def embeddings(self, request: dict) -> dict:

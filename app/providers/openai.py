@@ -6,7 +6,7 @@ from typing import Any, Iterator, Mapping
 
 from marshmallow import ValidationError, validate, validates_schema
 
-from app.config_fields import Secret, Text
+from app.config_fields import Secret, Text, Url
 from app.errors import UpstreamError
 from app.providers.base import BaseProvider, Chunk, ProviderConfig
 
@@ -17,7 +17,7 @@ API_TYPES = ("openai", "azure", "azuread")
 class OpenAIConfig(ProviderConfig):
     openai_api_key = Secret(required=True)
     openai_api_type = Text(load_default="openai", validate=validate.OneOf(API_TYPES))
-    openai_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    openai_api_base = Url()
     openai_api_version = Text()
     openai_deployment_name = Text()
     openai_organization = Text()

@@ -1,76 +1,14 @@
 """Shared base for OpenAI-compatible vendors (Mistral, Together): bearer auth, SSE + [DONE], helpers."""
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Iterator, Mapping
 
-from app.errors import InvalidRequest, UpstreamError
+from app.errors import UpstreamError
 from app.providers.base import BaseProvider, Chunk
 from app.providers.openai import chunk_error
 from app.schemas import shapes
 
-# Keys of the unified request that are routing or framing, never sent as vendor parameters.
-FRAMING = frozenset({"model", "stream", "stream_options"})
-
-
-# ----- translation helpers (pure) ----------------------------------------------------------
-
-
-def reject_unknown(request: Mapping[str, Any], allowed: Iterable[str], label: str) -> None:
-    """Every key the vendor cannot honour is an error naming the parameter and the provider."""
-    allowed = set(allowed) | FRAMING
-    for key in request:
-        if key not in allowed:
-            raise InvalidRequest(
-                f"The parameter '{key}' is not supported by the {label} provider.", param=key
-            )
-
-
-def max_tokens(request: Mapping[str, Any]) -> int | None:
-    """OpenAI's `max_completion_tokens` (current) wins over the deprecated `max_tokens`."""
-    return request.get("max_completion_tokens") or request.get("max_tokens")
-
-
-def single_prompt(request: Mapping[str, Any], label: str) -> str:
-    """The one prompt of a completions request; several prompts cannot go in one upstream call."""
-    prompt = request["prompt"]
-    if isinstance(prompt, list):
-        if len(prompt) != 1:
-            raise InvalidRequest(
-                f"The {label} provider takes one prompt per request; 'prompt' has {len(prompt)}.",
-                param="prompt",
-            )
-        return prompt[0]
-    return prompt
-
-
-def tool_names(messages: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Tool-call id -> function name, from the assistant turns (tool results need the name)."""
-    names: dict[str, str] = {}
-    for message in messages:
-        for call in message.get("tool_calls") or ():
-            names[call["id"]] = call["function"]["name"]
-    return names
-
-
-def tool_name(names: Mapping[str, str], message: Mapping[str, Any], index: int, label: str) -> str:
-    """The function name a tool result answers; the vendor needs it, OpenAI's shape only has the id."""
-    call_id = message["tool_call_id"]
-    if call_id not in names:
-        raise InvalidRequest(
-            f"messages[{index}].tool_call_id '{call_id}' matches no earlier assistant tool call; the "
-            f"{label} provider needs that call's function name.",
-            param=f"messages[{index}].tool_call_id",
-        )
-    return names[call_id]
-
-
-def text_of(content: Any) -> str:
-    """A message's text: the string, or its text parts joined (other parts rejected by callers)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
+# ----- translation helpers (pure): the OpenAI reply dialect these vendors share ---------------
 
 
 def usage(raw: Any) -> dict | None:
@@ -78,6 +16,23 @@ def usage(raw: Any) -> dict | None:
     if not isinstance(raw, dict):
         return None
     return shapes.usage(raw.get("prompt_tokens"), raw.get("completion_tokens"), raw.get("total_tokens"))
+
+
+def reply_fields(body: Mapping[str, Any], model: str) -> dict:
+    """`model`, `usage`, `id`, `created` of a `{"id","created","model","choices","usage"}` reply."""
+    return {"model": body.get("model") or model, "usage": usage(body.get("usage")),
+            "id": body.get("id"), "created": body.get("created")}
+
+
+def chunk_envelope(event: Mapping[str, Any], model: str, kind: str, choices: list[dict]) -> dict:
+    """Translated `choices` in a unified chunk `{"id","object":kind,"created","model","choices","usage"?}`."""
+    chunk = {
+        "id": event.get("id") or "", "object": kind, "created": event.get("created") or shapes.now(),
+        "model": event.get("model") or model, "choices": choices,
+    }
+    if event.get("usage"):
+        chunk["usage"] = usage(event["usage"])
+    return chunk
 
 
 def embeddings_reply(body: Mapping[str, Any], model: str) -> dict:

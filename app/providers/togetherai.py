@@ -5,20 +5,12 @@ import math
 from typing import Any, Iterator, Mapping
 
 import requests
-from marshmallow import validate
 
-from app.config_fields import Secret, Text
+from app.config_fields import Secret, Url
 from app.errors import GatewayError, InvalidRequest, UpstreamError
 from app.providers.base import Chunk, ProviderConfig, map_status
-from app.providers.openai_compat import (
-    OpenAICompatible,
-    embeddings_reply,
-    max_tokens,
-    reject_unknown,
-    single_prompt,
-    text_of,
-    usage,
-)
+from app.providers.openai_compat import OpenAICompatible, chunk_envelope, embeddings_reply, reply_fields
+from app.providers.translate import as_list, max_tokens, reject_unknown, single_prompt, text_of
 from app.schemas import shapes
 
 TOGETHER_BASE = "https://api.together.xyz/v1"
@@ -41,7 +33,7 @@ EMBEDDINGS_PARAMS = frozenset({"input", "encoding_format"})
 
 class TogetherConfig(ProviderConfig):
     togetherai_api_key = Secret(required=True)
-    togetherai_api_base = Text(validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+    togetherai_api_base = Url()
 
 
 # ----- translation (pure) ------------------------------------------------------------------
@@ -55,7 +47,7 @@ def _common(request: Mapping[str, Any], body: dict, allowed: frozenset[str]) -> 
         body["max_tokens"] = max_tokens(request)
     stop = request.get("stop")
     if stop is not None:
-        body["stop"] = [stop] if isinstance(stop, str) else list(stop)  # Together takes a list only
+        body["stop"] = as_list(stop)  # Together takes a list only
     return body
 
 
@@ -150,8 +142,7 @@ def chat_from_upstream(body: Mapping[str, Any], model: str) -> dict:
                            finish_reason(c.get("finish_reason")))
         for i, c in enumerate(body.get("choices") or ())
     ]
-    return shapes.chat_response(model=body.get("model") or model, choices=choices, usage=usage(body.get("usage")),
-                                id=body.get("id"), created=body.get("created"))
+    return shapes.chat_response(choices=choices, **reply_fields(body, model))
 
 
 def completions_from_upstream(body: Mapping[str, Any], model: str) -> dict:
@@ -160,8 +151,7 @@ def completions_from_upstream(body: Mapping[str, Any], model: str) -> dict:
         shapes.completions_choice(c.get("index", i), c.get("text") or "", finish_reason(c.get("finish_reason")))
         for i, c in enumerate(body.get("choices") or ())
     ]
-    return shapes.completions_response(model=body.get("model") or model, choices=choices, usage=usage(body.get("usage")),
-                                       id=body.get("id"), created=body.get("created"))
+    return shapes.completions_response(choices=choices, **reply_fields(body, model))
 
 
 def _delta(delta: Mapping[str, Any]) -> dict:
@@ -171,29 +161,17 @@ def _delta(delta: Mapping[str, Any]) -> dict:
 
 def chat_chunk_from_upstream(event: Mapping[str, Any], model: str) -> dict:
     """`{"object":"chat.completion.chunk","choices":[{"index","text","delta":{"token_id","content"},"finish_reason"}],"usage"}` -> unified."""
-    chunk = {
-        "id": event.get("id") or "", "object": "chat.completion.chunk",
-        "created": event.get("created") or shapes.now(), "model": event.get("model") or model,
-        "choices": [{"index": c.get("index", 0), "delta": _delta(c.get("delta") or {}),
-                     "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()],
-    }
-    if event.get("usage"):
-        chunk["usage"] = usage(event["usage"])
-    return chunk
+    choices = [{"index": c.get("index", 0), "delta": _delta(c.get("delta") or {}),
+                "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()]
+    return chunk_envelope(event, model, "chat.completion.chunk", choices)
 
 
 def completions_chunk_from_upstream(event: Mapping[str, Any], model: str) -> dict:
     """`{"object":"completion.chunk","choices":[{"index","text","finish_reason"}],"usage"}` -> `text_completion` chunk."""
-    chunk = {
-        "id": event.get("id") or "", "object": "text_completion",
-        "created": event.get("created") or shapes.now(), "model": event.get("model") or model,
-        "choices": [{"index": c.get("index", 0),
-                     "text": c.get("text") if c.get("text") is not None else (c.get("delta") or {}).get("content") or "",
-                     "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()],
-    }
-    if event.get("usage"):
-        chunk["usage"] = usage(event["usage"])
-    return chunk
+    choices = [{"index": c.get("index", 0),
+                "text": c.get("text") if c.get("text") is not None else (c.get("delta") or {}).get("content") or "",
+                "finish_reason": finish_reason(c.get("finish_reason"))} for c in event.get("choices") or ()]
+    return chunk_envelope(event, model, "text_completion", choices)
 
 
 embeddings_from_upstream = embeddings_reply  # both vendors answer in OpenAI's embeddings shape

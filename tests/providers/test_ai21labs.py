@@ -7,7 +7,7 @@ import responses
 from app import config as config_mod
 from app.errors import ConfigError, InvalidRequest, UpstreamError
 from app.providers import ai21labs as ai21
-from tests.providers.util import build, data, data_json, sent, sse_events
+from tests.providers.util import USER, build, data, data_json, example_endpoints, sent, sse_events
 from tests.upstream_spec import validate_request
 
 SPEC = "ai21.openapi.json"
@@ -27,7 +27,6 @@ endpoints:
     endpoint_type: llm/v1/completions
     model: {{provider: ai21labs, name: j2-ultra, config: {{ai21labs_api_key: "{KEY}", ai21labs_api_base: "http://ai21.test/v1"}}}}
 """
-USER = {"role": "user", "content": "Capital of France?"}
 
 
 @pytest.mark.parametrize("request_, expected", [
@@ -256,10 +255,7 @@ endpoints:
 
 
 def test_example_config_loads(monkeypatch):
-    from tests.providers.util import example_endpoints
-
-    monkeypatch.setenv("AI21_API_KEY", "example-key")
-    endpoints = example_endpoints("ai21labs.yaml")
+    endpoints = example_endpoints("ai21labs.yaml", monkeypatch, AI21_API_KEY="example-key")
     assert endpoints and {e.provider for e in endpoints} == {"ai21labs"}
 
 

@@ -12,6 +12,7 @@ from app import config
 from app.errors import ConfigError, InvalidRequest, UpstreamError, UpstreamUnavailable
 from app.providers import anthropic as anth
 from app.providers.anthropic_stream import StreamTranslator, finish_reason, to_usage
+from tests.providers.util import USER, WEATHER_TOOL, check_text_stream, example_endpoints, read_stream
 from tests.upstream_spec import validate_request
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "anthropic"
@@ -36,15 +37,6 @@ endpoints:
       config: {{anthropic_api_key: {KEY}, anthropic_api_base: "{BASE}", anthropic_version: "2023-06-01"}}
 """
 
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city.",
-        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
-    },
-}
-
 
 def data(name: str) -> bytes:
     return (DATA / name).read_bytes()
@@ -59,8 +51,6 @@ def sse_events(raw: bytes) -> list[tuple[str, dict]]:
 
 
 # ----- pure translation ----------------------------------------------------------------------
-
-USER = {"role": "user", "content": "Capital of France?"}
 
 TO_UPSTREAM = [
     (
@@ -233,8 +223,7 @@ def test_config_defaults_and_rejections() -> None:
 
 
 def test_example_config_loads(monkeypatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "from-the-environment")
-    endpoints = config.load(str(Path(__file__).resolve().parents[2] / "config" / "examples" / "anthropic.yaml"))
+    endpoints = example_endpoints("anthropic.yaml", monkeypatch, ANTHROPIC_API_KEY="from-the-environment")
     assert len(endpoints) == 2
     assert {e.provider for e in endpoints} == {"anthropic"}
     assert all(e.config["anthropic_api_key"] == "from-the-environment" for e in endpoints)
@@ -246,12 +235,6 @@ def test_example_config_loads(monkeypatch) -> None:
 @pytest.fixture
 def client(make_app):
     return make_app(CONFIG).test_client()
-
-
-@pytest.fixture
-def upstream():
-    with responses.RequestsMock() as rsps:
-        yield rsps
 
 
 def sent(upstream: responses.RequestsMock, index: int = 0) -> dict:
@@ -267,11 +250,6 @@ def sent(upstream: responses.RequestsMock, index: int = 0) -> dict:
 
 def stream_reply(upstream: responses.RequestsMock, name: str) -> None:
     upstream.add(responses.POST, URL, body=data(name), status=200, content_type="text/event-stream")
-
-
-def read_stream(resp) -> list:
-    events = [e.data for e in sseclient.SSEClient([resp.get_data()]).events() if e.data]
-    return [e if e == "[DONE]" else json.loads(e) for e in events]
 
 
 def test_chat_on_v1_route(client, upstream) -> None:
@@ -327,13 +305,8 @@ def test_stream_text_with_usage(client, upstream) -> None:
     resp = client.post("/v1/chat/completions", json={
         "model": "claude", "messages": [USER], "stream": True, "stream_options": {"include_usage": True}})
     assert resp.status_code == 200 and resp.mimetype == "text/event-stream"
-    events = read_stream(resp)
-    assert events[-1] == "[DONE]"
-    chunks = events[:-1]
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == "Paris is the capital."
-    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["usage"] == {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}
+    check_text_stream(read_stream(resp), "Paris is the capital.",
+                      {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27})
     assert sent(upstream)["stream"] is True
 
 

@@ -14,6 +14,7 @@ from app import config
 from app.errors import ConfigError, InvalidRequest, UpstreamError, UpstreamTimeout
 from app.providers import cohere
 from app.providers.cohere_stream import StreamTranslator, chat_finish, to_usage
+from tests.providers.util import USER, WEATHER_TOOL, check_text_stream, example_endpoints, read_stream
 from tests.upstream_spec import load_spec, validate_request
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cohere"
@@ -45,17 +46,8 @@ endpoints:
       config: {{cohere_api_key: {KEY}, cohere_api_base: "{BASE}"}}
 """
 
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city.",
-        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
-    },
-}
 COHERE_TOOL = {"type": "function", "function": {
     "name": "get_weather", "parameters": WEATHER_TOOL["function"]["parameters"], "description": "Current weather for a city."}}
-USER = {"role": "user", "content": "Capital of France?"}
 
 
 def data(name: str) -> bytes:
@@ -255,8 +247,7 @@ def test_config() -> None:
 
 
 def test_example_config_loads(monkeypatch) -> None:
-    monkeypatch.setenv("COHERE_API_KEY", "from-the-environment")
-    endpoints = config.load(str(Path(__file__).resolve().parents[2] / "config" / "examples" / "cohere.yaml"))
+    endpoints = example_endpoints("cohere.yaml", monkeypatch, COHERE_API_KEY="from-the-environment")
     assert len(endpoints) == 3
     assert {e.provider for e in endpoints} == {"cohere"}
     assert all(e.config["cohere_api_key"] == "from-the-environment" for e in endpoints)
@@ -270,12 +261,6 @@ def client(make_app):
     return make_app(CONFIG).test_client()
 
 
-@pytest.fixture
-def upstream():
-    with responses.RequestsMock() as rsps:
-        yield rsps
-
-
 def sent(upstream, url: str = CHAT_URL, path: str = "/v2/chat", index: int = 0) -> dict:
     call = upstream.calls[index]
     assert call.request.url == url
@@ -287,11 +272,6 @@ def sent(upstream, url: str = CHAT_URL, path: str = "/v2/chat", index: int = 0) 
     else:
         validate_request(SPEC, path, body)
     return body
-
-
-def read_stream(resp) -> list:
-    events = [e.data for e in sseclient.SSEClient([resp.get_data()]).events() if e.data]
-    return [e if e == "[DONE]" else json.loads(e) for e in events]
 
 
 def test_chat_on_v1_and_mlflow_routes(client, upstream) -> None:
@@ -344,13 +324,8 @@ def test_stream_text(client, upstream, framing) -> None:
                  body=raw if framing == "named" else _strip_event_lines(raw))
     resp = client.post("/v1/chat/completions", json={
         "model": "command", "messages": [USER], "stream": True, "stream_options": {"include_usage": True}})
-    events = read_stream(resp)
-    assert events[-1] == "[DONE]"
-    chunks = events[:-1]
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == "Paris is the capital."
-    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["usage"] == {"prompt_tokens": 215, "completion_tokens": 6, "total_tokens": 221}
+    check_text_stream(read_stream(resp), "Paris is the capital.",
+                      {"prompt_tokens": 215, "completion_tokens": 6, "total_tokens": 221})
     assert sent(upstream)["stream"] is True
 
 

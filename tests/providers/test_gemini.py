@@ -9,17 +9,16 @@ import requests
 import responses
 from responses import matchers
 
-from app.errors import InvalidRequest, UpstreamError
+from app.errors import UpstreamError
 from app.providers import gemini_translate as wire
 from app.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from app.providers.gemini import GeminiProvider, PalmProvider
 from app.providers.gemini_stream import StreamTranslator
-from app.schemas import REQUEST_SCHEMAS
 from app.schemas.chat import ChatChunk, ChatResponse
 from app.schemas.completions import CompletionsResponse
 from app.schemas.embeddings import EmbeddingsResponse
 from tests.live import FakeUpstream, Gunicorn, Reply
-from tests.providers.util import data, events, sent_json, session
+from tests.providers.util import USER, data, events, example_endpoints, load, refusal, sent_json, session
 from tests.upstream_spec import validate_request
 
 SPEC = "gemini.openapi.json"
@@ -29,7 +28,6 @@ KEY = "AIza-test-key-0123456789"
 BASE = "http://gemini.test/v1beta"
 URL = f"{BASE}/models/gemini-2.0-flash"
 
-USER = {"role": "user", "content": "Capital of France?"}
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
@@ -42,11 +40,6 @@ TOOL_TURNS = [
     {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp_c\": 21}"},
     {"role": "tool", "tool_call_id": "call_2", "content": "14:05"},
 ]
-
-
-def load(kind: str, payload: dict) -> dict:
-    """A request as the API layer hands it over: validated by the unified schema."""
-    return REQUEST_SCHEMAS[kind].load(payload)
 
 
 def provider(cls=GeminiProvider, model="gemini-2.0-flash", **config) -> GeminiProvider:
@@ -136,12 +129,9 @@ REJECTED = [
 
 @pytest.mark.parametrize("kind,request_,param", REJECTED, ids=[r[2] for r in REJECTED])
 def test_unsupported_parameters_are_rejected(kind, request_, param):
-    p = provider()
-    call = {CHAT: p.chat, COMPLETIONS: p.completions, EMBEDDINGS: p.embeddings}[kind]
-    with pytest.raises(InvalidRequest) as info:
-        call(load(kind, request_))
-    assert info.value.param == param
-    assert "Gemini" in info.value.message
+    err = refusal(provider(), kind, request_)
+    assert err.param == param
+    assert "Gemini" in err.message
 
 
 @pytest.mark.parametrize("raw,called,expected", [
@@ -485,15 +475,10 @@ def test_live_gemini_sse_framing_through_gunicorn(write_config):
 
 
 def test_example_config_loads_and_config_errors(monkeypatch):
-    from pathlib import Path
-
     from app.config import parse
     from app.errors import ConfigError
 
-    monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    monkeypatch.setenv("PALM_API_KEY", KEY)
-    example = Path(__file__).resolve().parents[2] / "config" / "examples" / "gemini.yaml"
-    endpoints = parse(example.read_text(), str(example))
+    endpoints = example_endpoints("gemini.yaml", monkeypatch, GEMINI_API_KEY=KEY, PALM_API_KEY=KEY)
     assert [e.name for e in endpoints] == ["gemini-chat", "gemini-completions", "gemini-embeddings", "palm-chat"]
     bad = """
     endpoints:

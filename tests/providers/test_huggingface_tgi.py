@@ -10,7 +10,7 @@ from app import config as config_mod
 from app.errors import ConfigError, InvalidRequest, UpstreamError
 from app.providers import huggingface_tgi as tgi
 from app.providers.base import COMPLETIONS
-from tests.providers.util import build, data, data_json, sent, sse_events
+from tests.providers.util import build, data, data_json, example_endpoints, sent, sse_events
 from tests.upstream_spec import validate_request
 
 SPEC = "tgi.openapi.json"
@@ -367,10 +367,7 @@ endpoints:
 
 
 def test_example_config_loads(monkeypatch):
-    from tests.providers.util import example_endpoints
-
-    monkeypatch.setenv("HF_TOKEN", "example-key")
-    endpoints = example_endpoints("huggingface-text-generation-inference.yaml")
+    endpoints = example_endpoints("huggingface-text-generation-inference.yaml", monkeypatch, HF_TOKEN="example-key")
     assert endpoints and {e.provider for e in endpoints} == {"huggingface-text-generation-inference"}
 
 

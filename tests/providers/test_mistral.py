@@ -8,28 +8,22 @@ import pytest
 import responses
 from responses import matchers
 
-from app.errors import InvalidRequest, UpstreamError
+from app.errors import UpstreamError
 from app.providers import mistral as wire
 from app.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from app.providers.mistral import MistralProvider
-from app.schemas import REQUEST_SCHEMAS
 from app.schemas.chat import ChatChunk, ChatResponse
 from app.schemas.completions import CompletionsChunk, CompletionsResponse
 from app.schemas.embeddings import EmbeddingsResponse
-from tests.providers.util import data, events, sent_json, session
+from tests.providers.util import USER, data, events, example_endpoints, load, refusal, sent_json, session
 from tests.upstream_spec import validate_request
 
 SPEC = "mistral.openapi.yaml"
 KEY = "mistral-test-key-abcdef0123"
 BASE = "http://mistral.test/v1"
 MODEL = "mistral-small-latest"
-USER = {"role": "user", "content": "Capital of France?"}
 TOOL = {"type": "function", "function": {"name": "get_weather",
                                          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
-
-
-def load(kind: str, payload: dict) -> dict:
-    return REQUEST_SCHEMAS[kind].load(payload)
 
 
 def provider() -> MistralProvider:
@@ -99,11 +93,8 @@ REJECTED = [
 
 @pytest.mark.parametrize("kind,request_,param", REJECTED, ids=[r[2] for r in REJECTED])
 def test_unsupported_parameters_are_rejected(kind, request_, param):
-    p = provider()
-    call = {CHAT: p.chat, COMPLETIONS: p.completions, EMBEDDINGS: p.embeddings}[kind]
-    with pytest.raises(InvalidRequest) as info:
-        call(load(kind, request_))
-    assert info.value.param == param and "Mistral" in info.value.message
+    err = refusal(provider(), kind, request_)
+    assert err.param == param and "Mistral" in err.message
 
 
 @pytest.mark.parametrize("raw,expected", [("stop", "stop"), ("length", "length"), ("model_length", "length"),
@@ -288,10 +279,5 @@ def test_live_mistral_stream_through_gunicorn(write_config):
 
 
 def test_example_config_loads(monkeypatch):
-    from pathlib import Path
-
-    from app.config import parse
-
-    monkeypatch.setenv("MISTRAL_API_KEY", KEY)
-    example = Path(__file__).resolve().parents[2] / "config" / "examples" / "mistral.yaml"
-    assert [e.name for e in parse(example.read_text())] == ["mistral-chat", "mistral-completions", "mistral-embeddings"]
+    endpoints = example_endpoints("mistral.yaml", monkeypatch, MISTRAL_API_KEY=KEY)
+    assert [e.name for e in endpoints] == ["mistral-chat", "mistral-completions", "mistral-embeddings"]

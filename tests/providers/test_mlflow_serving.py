@@ -7,7 +7,7 @@ import responses
 from app import config as config_mod
 from app.errors import ConfigError, InvalidRequest, UpstreamError
 from app.providers import mlflow_serving as mlf
-from tests.providers.util import data, data_json, sent
+from tests.providers.util import data, data_json, example_endpoints, gateway_reply, sent
 
 SERVER = "http://scoring.test:5001"
 YAML = f"""
@@ -138,8 +138,8 @@ def test_embeddings_through_flask(make_app):
 ])
 @responses.activate
 def test_errors(make_app, status, body, expected, fragment):
-    responses.post(f"{SERVER}/invocations", status=status, body=body, content_type="application/json")
-    resp = make_app(YAML).test_client().post("/v1/completions", json={"model": "text", "prompt": "x"})
+    resp = gateway_reply(make_app, YAML, "/v1/completions", {"model": "text", "prompt": "x"},
+                         url=f"{SERVER}/invocations", status=status, body=body)
     assert resp.status_code == expected
     assert fragment in resp.json["error"]["message"]
 
@@ -159,9 +159,7 @@ endpoints:
 """)
 
 
-def test_example_config_loads(monkeypatch):
-    from tests.providers.util import example_endpoints
-
+def test_example_config_loads():
     endpoints = example_endpoints("mlflow-model-serving.yaml")
     assert endpoints and {e.provider for e in endpoints} == {"mlflow-model-serving"}
 

@@ -8,7 +8,7 @@ from app import config as config_mod
 from app.errors import ConfigError, InvalidRequest, UpstreamError
 from app.providers import mosaicml
 from app.providers.base import EMBEDDINGS
-from tests.providers.util import build, data, sent
+from tests.providers.util import build, data, example_endpoints, gateway_reply, sent
 
 BASE = "https://models.hosted-on.mosaicml.hosting"
 KEY = "mosaic-raw-key-555"
@@ -146,8 +146,8 @@ def test_embeddings_count_mismatch_is_502():
 ])
 @responses.activate
 def test_errors(make_app, status, body, expected, fragment):
-    responses.post(f"{BASE}/llama2-70b-chat/v1/predict", status=status, body=body, content_type="application/json")
-    resp = make_app(YAML).test_client().post("/v1/chat/completions", json={"model": "chat", "messages": [msg("user", "x")]})
+    resp = gateway_reply(make_app, YAML, "/v1/chat/completions", {"model": "chat", "messages": [msg("user", "x")]},
+                         url=f"{BASE}/llama2-70b-chat/v1/predict", status=status, body=body)
     assert resp.status_code == expected
     assert fragment in resp.json["error"]["message"] and KEY not in resp.get_data(as_text=True)
 
@@ -171,8 +171,5 @@ endpoints:
 
 
 def test_example_config_loads(monkeypatch):
-    from tests.providers.util import example_endpoints
-
-    monkeypatch.setenv("MOSAICML_API_KEY", "example-key")
-    endpoints = example_endpoints("mosaicml.yaml")
+    endpoints = example_endpoints("mosaicml.yaml", monkeypatch, MOSAICML_API_KEY="example-key")
     assert endpoints and {e.provider for e in endpoints} == {"mosaicml"}

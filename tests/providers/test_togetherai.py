@@ -5,28 +5,22 @@ import pytest
 import responses
 from responses import matchers
 
-from app.errors import InvalidRequest, UpstreamError
+from app.errors import UpstreamError
 from app.providers import togetherai as wire
 from app.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from app.providers.togetherai import TogetherAIProvider
-from app.schemas import REQUEST_SCHEMAS
 from app.schemas.chat import ChatChunk, ChatResponse
 from app.schemas.completions import CompletionsChunk, CompletionsResponse
 from app.schemas.embeddings import EmbeddingsResponse
-from tests.providers.util import data, events, sent_json, session
+from tests.providers.util import USER, data, events, example_endpoints, load, refusal, sent_json, session
 from tests.upstream_spec import validate_request
 
 SPEC = "together.openapi.yaml"
 KEY = "together-test-key-9876543210"
 BASE = "http://together.test/v1"
 MODEL = "meta-llama/Llama-3.3-70B-Instruct-Turbo"
-USER = {"role": "user", "content": "Capital of France?"}
 TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather",
                                          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
-
-
-def load(kind: str, payload: dict) -> dict:
-    return REQUEST_SCHEMAS[kind].load(payload)
 
 
 def provider(model: str = MODEL) -> TogetherAIProvider:
@@ -85,11 +79,8 @@ REJECTED = [
 
 @pytest.mark.parametrize("kind,request_,param", REJECTED, ids=[f"{r[0][7:]}-{r[2]}" for r in REJECTED])
 def test_unsupported_parameters_are_rejected(kind, request_, param):
-    p = provider()
-    call = {CHAT: p.chat, COMPLETIONS: p.completions, EMBEDDINGS: p.embeddings}[kind]
-    with pytest.raises(InvalidRequest) as info:
-        call(load(kind, request_))
-    assert info.value.param == param and "Together AI" in info.value.message
+    err = refusal(provider(), kind, request_)
+    assert err.param == param and "Together AI" in err.message
 
 
 @pytest.mark.parametrize("raw,expected", [("stop", "stop"), ("eos", "stop"), ("length", "length"),
@@ -228,10 +219,5 @@ def test_routes(make_app):
 
 
 def test_example_config_loads(monkeypatch):
-    from pathlib import Path
-
-    from app.config import parse
-
-    monkeypatch.setenv("TOGETHER_API_KEY", KEY)
-    example = Path(__file__).resolve().parents[2] / "config" / "examples" / "togetherai.yaml"
-    assert [e.name for e in parse(example.read_text())] == ["together-chat", "together-completions", "together-embeddings"]
+    endpoints = example_endpoints("togetherai.yaml", monkeypatch, TOGETHER_API_KEY=KEY)
+    assert [e.name for e in endpoints] == ["together-chat", "together-completions", "together-embeddings"]
