@@ -121,7 +121,7 @@ def test_redis_outage_follows_the_policy_and_recovers(stack):
         for _ in range(4):
             started = time.monotonic()
             opened, closed = post(fail_open.url, "outage", 5), post(fail_closed.url, "outage", 5)
-            assert time.monotonic() - started < 2.0, "a request hung on the dead store"
+            assert time.monotonic() - started < 3.0, "a request hung on the dead store"  # 0.5 s socket timeouts
             assert opened.status_code == 200  # admitted while the store cannot count
             assert closed.status_code == 503
             assert "rate-limit store is unavailable" in closed.json()["detail"]
