@@ -426,3 +426,36 @@ def test_live_sse_stream_through_gunicorn(write_config) -> None:
     assert json.loads("".join(c["function"]["arguments"] for c in calls)) == {"location": "Paris, France"}
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
     assert arrivals[-1][0] - arrivals[0][0] > 0.2
+
+
+def test_live_ndjson_stream_through_gunicorn(write_config) -> None:
+    """Newline-delimited JSON (Cohere's v1 framing), one object per chunk, relayed as SSE."""
+    import time
+
+    import requests
+
+    from tests.live import FakeUpstream, Gunicorn, Reply
+
+    lines = [line + b"\n" for line in data("stream_v1.ndjson").splitlines() if line.strip()]
+
+    def handler(seen) -> Reply:
+        return Reply(200, headers={"Content-Type": "application/stream+json"}, chunks=lines, chunk_interval=0.1)
+
+    with FakeUpstream(handler) as fake:
+        path = write_config(CONFIG.replace(BASE, fake.url))
+        with Gunicorn(path, workers=1) as gw:
+            started = time.monotonic()
+            arrivals = []
+            with requests.post(f"{gw.url}/v1/chat/completions", stream=True, timeout=10, headers=CLOSE, json={
+                    "model": "command", "messages": [USER], "stream": True,
+                    "stream_options": {"include_usage": True}}) as resp:
+                assert resp.status_code == 200
+                for event in sseclient.SSEClient(resp).events():
+                    arrivals.append((time.monotonic() - started, event.data))
+    assert arrivals[-1][1] == "[DONE]"
+    chunks = [json.loads(d) for _, d in arrivals[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "Paris is the capital."
+    assert [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]][0]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"]["prompt_tokens"] == 215
+    assert arrivals[-1][0] - arrivals[0][0] > 0.15  # relayed line by line, not buffered
