@@ -1,4 +1,4 @@
-"""lean_post must send what session.post sends and handle redirects, cookies and hooks alike."""
+"""lean_post must send what session.post sends, follow redirects and run hooks, but keep no cookies."""
 from __future__ import annotations
 
 import requests
@@ -52,16 +52,35 @@ def test_redirect_is_followed_like_session_post() -> None:
 
 
 @responses.activate
-def test_cookies_and_hooks_behave_like_session_post() -> None:
+def test_hooks_run_but_no_cookie_rides_on_a_later_call() -> None:
+    # One session serves every user of an endpoint: an upstream Set-Cookie must not be sent
+    # on somebody else's next call (session.post would send it).
     responses.post(URL, json={}, headers={"Set-Cookie": "lb=node-2; Path=/"})
     session = make_session("https://upstream.test")
     hooked = []
     session.hooks["response"].append(lambda r, **kw: hooked.append(r.status_code))
     lean_post(session, URL, b"{}", {}, None, (1, 1), False)
-    assert session.cookies.get("lb") == "node-2"
+    assert not session.cookies
     lean_post(session, URL, b"{}", {}, None, (1, 1), False)
+    assert "Cookie" not in responses.calls[-1].request.headers
+    session.post(URL, data=b"{}", timeout=(1, 1))  # the session refuses cookies on any path
+    assert not session.cookies
+    assert hooked == [200, 200, 200]
+
+
+@responses.activate
+def test_a_cookie_set_by_a_redirect_follows_only_that_call() -> None:
+    responses.post(URL, status=307, headers={"Location": "https://upstream.test/v2/chat",
+                                             "Set-Cookie": "lb=node-2; Path=/"})
+    responses.post("https://upstream.test/v2/chat", json={"moved": True})
+    session = make_session("https://upstream.test")
+    resp = lean_post(session, URL, b"{}", {}, None, (1, 1), False)
+    assert resp.json() == {"moved": True}
     assert responses.calls[-1].request.headers["Cookie"] == "lb=node-2"
-    assert hooked == [200, 200]
+    assert not session.cookies
+    responses.post(URL, json={})
+    lean_post(session, URL, b"{}", {}, None, (1, 1), False)
+    assert "Cookie" not in responses.calls[-1].request.headers
 
 
 @responses.activate

@@ -204,19 +204,24 @@ def test_connection_refused_is_502(make_app):
 
 
 @responses.activate
-def test_timeouts_are_passed_on_every_call(openai_client, monkeypatch):
+def test_timeouts_are_passed_on_every_call(openai_client):
     seen = []
-    original = requests.Session.send
+    original = requests.adapters.HTTPAdapter.send  # responses' mock, inside activate
 
     def spy(self, prepared, **kwargs):
         seen.append(kwargs["timeout"])
         return original(self, prepared, **kwargs)
 
-    monkeypatch.setattr(requests.Session, "send", spy)
-    responses.post("https://api.openai.com/v1/embeddings", body=(DATA / "embeddings.json").read_text())
-    responses.post(URL, body=(DATA / "chat.json").read_text())
-    openai_client.post("/endpoints/embeddings/invocations", json={"input": "a"})
-    openai_client.post("/endpoints/chat/invocations", json=CHAT)
+    # Restored here, inside activate: a monkeypatch fixture would restore after responses
+    # did, and so leave responses' mock in place for every later test.
+    requests.adapters.HTTPAdapter.send = spy
+    try:
+        responses.post("https://api.openai.com/v1/embeddings", body=(DATA / "embeddings.json").read_text())
+        responses.post(URL, body=(DATA / "chat.json").read_text())
+        openai_client.post("/endpoints/embeddings/invocations", json={"input": "a"})
+        openai_client.post("/endpoints/chat/invocations", json=CHAT)
+    finally:
+        requests.adapters.HTTPAdapter.send = original
     assert seen == [(2.0, 7.0), (10.0, 300.0)]
 
 
