@@ -99,3 +99,18 @@ def test_timeouts_raise_requests_errors() -> None:
         pass
     else:
         raise AssertionError("a refused connection must raise a requests error")
+
+
+def test_the_adapter_finds_each_pool_once() -> None:
+    session = make_session("https://upstream.test")
+    adapter = session.get_adapter(URL)
+    prep = requests.Request("POST", URL).prepare()
+    first = adapter.get_connection_with_tls_context(prep, True, {}, None)
+    assert adapter.get_connection_with_tls_context(prep, True, {}, None) is first
+    # Other TLS settings or another host get their own pool, as in HTTPAdapter.
+    assert adapter.get_connection_with_tls_context(prep, False, {}, None) is not first
+    other = requests.Request("POST", "https://other.test/v1").prepare()
+    assert adapter.get_connection_with_tls_context(other, True, {}, None).host == "other.test"
+    adapter.close()  # session.close(): the next call starts from fresh pools
+    again = adapter.get_connection_with_tls_context(prep, True, {}, None)
+    assert again is not first and again.pool is not None
