@@ -1,6 +1,10 @@
 """lean_post must send what session.post sends, follow redirects and run hooks, but keep no cookies."""
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import requests
 import responses
 
@@ -114,3 +118,50 @@ def test_the_adapter_finds_each_pool_once() -> None:
     adapter.close()  # session.close(): the next call starts from fresh pools
     again = adapter.get_connection_with_tls_context(prep, True, {}, None)
     assert again is not first and again.pool is not None
+
+
+def test_pooled_connections_notice_an_upstream_that_hung_up() -> None:
+    adapter = make_session("http://127.0.0.1").get_adapter("http://127.0.0.1/")
+    pool = adapter.poolmanager.connection_from_url("http://127.0.0.1:1/")
+    assert pool.ConnectionCls.__module__ == "app.http"  # the gateway's own check is in use
+    conn = pool.ConnectionCls("127.0.0.1", 1)
+    assert not conn.is_connected  # never connected
+    ours, theirs = socket.socketpair()
+    conn.sock = ours
+    try:
+        assert conn.is_connected  # idle and open: fit for the next request
+        theirs.sendall(b"stray")
+        assert not conn.is_connected  # bytes nobody asked for: not reusable
+        ours.recv(16)
+        assert conn.is_connected
+        theirs.close()
+        assert not conn.is_connected  # the upstream closed it: urllib3 opens a new one
+    finally:
+        ours.close()
+
+
+def test_a_connection_closed_by_the_upstream_is_replaced() -> None:
+    reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        server.settimeout(5)
+        port = server.getsockname()[1]
+
+        def serve_twice() -> None:
+            for _ in range(2):  # each connection answers once, then the server hangs up
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(reply)
+
+        thread = threading.Thread(target=serve_twice, daemon=True)
+        thread.start()
+        session = make_session(f"http://127.0.0.1:{port}")
+        url = f"http://127.0.0.1:{port}/v1/x"
+        for _ in range(2):
+            resp = lean_post(session, url, b"{}", {}, None, (2, 2), False)
+            assert resp.json() == {}
+            time.sleep(0.05)  # let the hang-up arrive before the next call picks the connection
+        thread.join(5)
+        assert not thread.is_alive()
