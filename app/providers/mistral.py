@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from app.config_fields import Secret, Url
 from app.errors import InvalidRequest, UpstreamError
-from app.providers.base import Chunk, ProviderConfig
-from app.providers.openai_compat import OpenAICompatible, chunk_envelope, embeddings_reply, reply_fields
+from app.providers.base import ProviderConfig
+from app.providers.openai_compat import OpenAICompatible, Translation, chunk_envelope, embeddings_reply, reply_fields
 from app.providers.translate import (
     max_tokens, parameters_of, reject_unknown, single_prompt, text_of, tool_name, tool_names,
 )
@@ -257,6 +257,12 @@ class MistralProvider(OpenAICompatible):
     base_url_key = "mistral_api_base"
     default_base_url = MISTRAL_BASE
     key_field = "mistral_api_key"
+    completions_path = "chat/completions"  # completions go out as a single user turn
+    translation = Translation(
+        chat_to_upstream, chat_from_upstream, chat_chunk_from_upstream,
+        completions_to_upstream, completions_from_upstream, completions_chunk_from_upstream,
+        embeddings_to_upstream, embeddings_from_upstream,
+    )
 
     def error_message(self, body: Any) -> str | None:
         # FastAPI validation errors: {"detail":[{"loc":[...],"msg":"..."}]}
@@ -265,22 +271,3 @@ class MistralProvider(OpenAICompatible):
                 f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in body["detail"] if isinstance(d, dict)
             ) or None
         return super().error_message(body)
-
-    def chat(self, request: dict) -> dict:
-        return chat_from_upstream(self.call("chat/completions", chat_to_upstream(request, self.model)), self.model)
-
-    def chat_stream(self, request: dict) -> Iterator[Chunk]:
-        body = chat_to_upstream(request, self.model)
-        return self.stream("chat/completions", body, lambda e: chat_chunk_from_upstream(e, self.model))
-
-    def completions(self, request: dict) -> dict:
-        body = completions_to_upstream(request, self.model)
-        return completions_from_upstream(self.call("chat/completions", body), self.model)
-
-    def completions_stream(self, request: dict) -> Iterator[Chunk]:
-        body = completions_to_upstream(request, self.model)
-        return self.stream("chat/completions", body, lambda e: completions_chunk_from_upstream(e, self.model))
-
-    def embeddings(self, request: dict) -> dict:
-        body = embeddings_to_upstream(request, self.model)
-        return embeddings_from_upstream(self.call("embeddings", body), self.model)

@@ -1,6 +1,7 @@
 """Shared base for OpenAI-compatible vendors (Mistral, Together): bearer auth, SSE + [DONE], helpers."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 from app.errors import UpstreamError
@@ -49,6 +50,23 @@ def embeddings_reply(body: Mapping[str, Any], model: str) -> dict:
 # ----- transport ---------------------------------------------------------------------------
 
 
+Translate = Callable[[Mapping[str, Any], str], dict]
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A vendor module's pure functions (each takes the body or event and the model name)."""
+
+    chat_to_upstream: Translate
+    chat_from_upstream: Translate
+    chat_chunk: Translate
+    completions_to_upstream: Translate
+    completions_from_upstream: Translate
+    completions_chunk: Translate
+    embeddings_to_upstream: Translate
+    embeddings_from_upstream: Translate
+
+
 class OpenAICompatible(BaseProvider):
     """Bearer-key vendors that speak OpenAI's JSON and SSE framing with their own dialect.
 
@@ -58,6 +76,8 @@ class OpenAICompatible(BaseProvider):
     """
 
     key_field: ClassVar[str] = ""
+    translation: ClassVar[Translation]
+    completions_path: ClassVar[str] = "completions"  # Mistral serves completions via chat
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -92,3 +112,27 @@ class OpenAICompatible(BaseProvider):
             if chunk is not None:
                 yield chunk
         raise UpstreamError(f"The {self._label()} provider's stream ended without [DONE].")
+
+    def chat(self, request: dict) -> dict:
+        t = self.translation
+        return t.chat_from_upstream(self.call("chat/completions", t.chat_to_upstream(request, self.model)), self.model)
+
+    def chat_stream(self, request: dict) -> Iterator[Chunk]:
+        t = self.translation
+        body = t.chat_to_upstream(request, self.model)
+        return self.stream("chat/completions", body, lambda e: t.chat_chunk(e, self.model))
+
+    def completions(self, request: dict) -> dict:
+        t = self.translation
+        body = t.completions_to_upstream(request, self.model)
+        return t.completions_from_upstream(self.call(self.completions_path, body), self.model)
+
+    def completions_stream(self, request: dict) -> Iterator[Chunk]:
+        t = self.translation
+        body = t.completions_to_upstream(request, self.model)
+        return self.stream(self.completions_path, body, lambda e: t.completions_chunk(e, self.model))
+
+    def embeddings(self, request: dict) -> dict:
+        t = self.translation
+        body = t.embeddings_to_upstream(request, self.model)
+        return t.embeddings_from_upstream(self.call("embeddings", body), self.model)

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import requests
 
 from app.config_fields import Secret, Url
 from app.errors import GatewayError, InvalidRequest, UpstreamError
-from app.providers.base import Chunk, ProviderConfig, map_status
-from app.providers.openai_compat import OpenAICompatible, chunk_envelope, embeddings_reply, reply_fields
+from app.providers.base import ProviderConfig, map_status
+from app.providers.openai_compat import OpenAICompatible, Translation, chunk_envelope, embeddings_reply, reply_fields
 from app.providers.translate import as_list, max_tokens, reject_unknown, single_prompt, text_of
 from app.schemas import shapes
 
@@ -187,6 +187,11 @@ class TogetherAIProvider(OpenAICompatible):
     base_url_key = "togetherai_api_base"
     default_base_url = TOGETHER_BASE
     key_field = "togetherai_api_key"
+    translation = Translation(
+        chat_to_upstream, chat_from_upstream, chat_chunk_from_upstream,
+        completions_to_upstream, completions_from_upstream, completions_chunk_from_upstream,
+        embeddings_to_upstream, embeddings_from_upstream,
+    )
 
     def upstream_error(self, resp: requests.Response) -> GatewayError:
         # Together once sent rate limits as 400 `code: "rate_limit"` (together-python's comment), and
@@ -202,22 +207,3 @@ class TogetherAIProvider(OpenAICompatible):
             if ms is not None and ms >= 0:
                 err.headers["Retry-After"] = str(math.ceil(ms / 1000))
         return err
-
-    def chat(self, request: dict) -> dict:
-        return chat_from_upstream(self.call("chat/completions", chat_to_upstream(request, self.model)), self.model)
-
-    def chat_stream(self, request: dict) -> Iterator[Chunk]:
-        body = chat_to_upstream(request, self.model)
-        return self.stream("chat/completions", body, lambda e: chat_chunk_from_upstream(e, self.model))
-
-    def completions(self, request: dict) -> dict:
-        body = completions_to_upstream(request, self.model)
-        return completions_from_upstream(self.call("completions", body), self.model)
-
-    def completions_stream(self, request: dict) -> Iterator[Chunk]:
-        body = completions_to_upstream(request, self.model)
-        return self.stream("completions", body, lambda e: completions_chunk_from_upstream(e, self.model))
-
-    def embeddings(self, request: dict) -> dict:
-        body = embeddings_to_upstream(request, self.model)
-        return embeddings_from_upstream(self.call("embeddings", body), self.model)
