@@ -3,20 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import ECHO_CONFIG
 from tests.live import Gunicorn
 
 # Six echo endpoints: the README's three, plus three more so that listings span several pages.
-LIVE_CONFIG = """
-endpoints:
-  - name: chat
-    endpoint_type: llm/v1/chat
-    model: {provider: echo, name: echo-chat}
-  - name: completions
-    endpoint_type: llm/v1/completions
-    model: {provider: echo, name: echo-completions}
-  - name: embeddings
-    endpoint_type: llm/v1/embeddings
-    model: {provider: echo, name: echo-embeddings, config: {dimensions: 8}}
+LIVE_CONFIG = ECHO_CONFIG + """
   - name: chat-2
     endpoint_type: llm/v1/chat
     model: {provider: echo, name: echo-chat-2}

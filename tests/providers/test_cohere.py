@@ -392,33 +392,38 @@ CLOSE = {"Connection": "close"}
 # ----- live: real gunicorn + gevent in front of a local fake Cohere -------------------------
 
 
-def test_live_sse_stream_through_gunicorn(write_config) -> None:
+def _live_stream(write_config, reply_chunks: list, content_type: str, route: str, body: dict,
+                 interval: float) -> tuple[list, object]:
+    """Serve `reply_chunks` from a fake Cohere behind real gunicorn; (arrival time, data) per event."""
     import time
 
     import requests
 
     from tests.live import FakeUpstream, Gunicorn, Reply
 
-    frames = [f + b"\n\n" for f in data("stream_tool_call.sse").split(b"\n\n") if f.strip()]
-
     def handler(seen) -> Reply:
         if seen.headers.get("Authorization") != f"Bearer {KEY}":
             return Reply(401, body_json("error_401.json"))
-        return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=frames, chunk_interval=0.05)
+        return Reply(200, headers={"Content-Type": content_type}, chunks=reply_chunks, chunk_interval=interval)
 
     with FakeUpstream(handler) as fake:
         path = write_config(CONFIG.replace(BASE, fake.url))
         with Gunicorn(path, workers=1) as gw:
             started = time.monotonic()
             arrivals = []
-            with requests.post(f"{gw.url}/endpoints/command/invocations", stream=True, timeout=10, headers=CLOSE, json={
-                    "messages": [USER], "tools": [WEATHER_TOOL], "stream": True}) as resp:
+            with requests.post(f"{gw.url}{route}", stream=True, timeout=10, headers=CLOSE, json=body) as resp:
                 assert resp.status_code == 200
                 for event in sseclient.SSEClient(resp).events():
                     arrivals.append((time.monotonic() - started, event.data))
-        seen = fake.requests[0]
-        assert seen.path == "/v2/chat"
-        validate_chat(seen.json())
+    return arrivals, fake.requests[0]
+
+
+def test_live_sse_stream_through_gunicorn(write_config) -> None:
+    frames = [f + b"\n\n" for f in data("stream_tool_call.sse").split(b"\n\n") if f.strip()]
+    arrivals, seen = _live_stream(write_config, frames, "text/event-stream", "/endpoints/command/invocations",
+                                  {"messages": [USER], "tools": [WEATHER_TOOL], "stream": True}, 0.05)
+    assert seen.path == "/v2/chat"
+    validate_chat(seen.json())
     assert arrivals[-1][1] == "[DONE]"
     chunks = [json.loads(d) for _, d in arrivals[:-1]]
     calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if "tool_calls" in c["choices"][0]["delta"]]
@@ -430,28 +435,10 @@ def test_live_sse_stream_through_gunicorn(write_config) -> None:
 
 def test_live_ndjson_stream_through_gunicorn(write_config) -> None:
     """Newline-delimited JSON (Cohere's v1 framing), one object per chunk, relayed as SSE."""
-    import time
-
-    import requests
-
-    from tests.live import FakeUpstream, Gunicorn, Reply
-
     lines = [line + b"\n" for line in data("stream_v1.ndjson").splitlines() if line.strip()]
-
-    def handler(seen) -> Reply:
-        return Reply(200, headers={"Content-Type": "application/stream+json"}, chunks=lines, chunk_interval=0.1)
-
-    with FakeUpstream(handler) as fake:
-        path = write_config(CONFIG.replace(BASE, fake.url))
-        with Gunicorn(path, workers=1) as gw:
-            started = time.monotonic()
-            arrivals = []
-            with requests.post(f"{gw.url}/v1/chat/completions", stream=True, timeout=10, headers=CLOSE, json={
-                    "model": "command", "messages": [USER], "stream": True,
-                    "stream_options": {"include_usage": True}}) as resp:
-                assert resp.status_code == 200
-                for event in sseclient.SSEClient(resp).events():
-                    arrivals.append((time.monotonic() - started, event.data))
+    arrivals, _ = _live_stream(write_config, lines, "application/stream+json", "/v1/chat/completions",
+                               {"model": "command", "messages": [USER], "stream": True,
+                                "stream_options": {"include_usage": True}}, 0.1)
     assert arrivals[-1][1] == "[DONE]"
     chunks = [json.loads(d) for _, d in arrivals[:-1]]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
