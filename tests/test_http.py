@@ -123,7 +123,7 @@ def test_the_adapter_finds_each_pool_once() -> None:
 def test_pooled_connections_notice_an_upstream_that_hung_up() -> None:
     adapter = make_session("http://127.0.0.1").get_adapter("http://127.0.0.1/")
     pool = adapter.poolmanager.connection_from_url("http://127.0.0.1:1/")
-    assert pool.ConnectionCls.__module__ == "app.http"  # the gateway's own check is in use
+    assert pool.ConnectionCls.__module__ == "app.pooled"  # the gateway's own check is in use
     conn = pool.ConnectionCls("127.0.0.1", 1)
     assert not conn.is_connected  # never connected
     ours, theirs = socket.socketpair()

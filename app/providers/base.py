@@ -200,6 +200,11 @@ class BaseProvider:
         The wait is bounded: an upstream that sends more, or nothing, is closed as before.
         """
         raw = resp.raw
+        lean_finish = getattr(raw, "finish", None)
+        if lean_finish is not None:  # the gateway's own transport (app.transport.Body)
+            if not lean_finish(FINISH_WAIT):
+                resp.close()
+            return
         sock = getattr(getattr(raw, "connection", None), "sock", None)
         try:
             if sock is not None:

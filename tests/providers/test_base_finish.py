@@ -1,10 +1,10 @@
 """A stream that ends at its terminal event gives its upstream connection back to the pool."""
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
-import urllib3.connection
 
 from app.http import make_session
 from app.providers.openai import OpenAIProvider
@@ -22,15 +22,15 @@ def _provider(url: str) -> OpenAIProvider:
 
 @pytest.fixture
 def connects(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts TCP connections urllib3 opens (it reconnects closed connection objects lazily)."""
+    """Counts the TCP connections the gateway's transport opens."""
     made: list[int] = []
-    real = urllib3.connection.HTTPConnection._new_conn
+    real = socket.create_connection
 
-    def counted(self):  # type: ignore[no-untyped-def]
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         made.append(1)
-        return real(self)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(urllib3.connection.HTTPConnection, "_new_conn", counted)
+    monkeypatch.setattr(socket, "create_connection", counted)
     return made
 
 
