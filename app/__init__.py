@@ -12,6 +12,7 @@ from app.config import Endpoint
 from app.errors import ConfigError
 from app.gateway import Gateway
 from app.redaction import SecretFilter
+from app.routing import GatewayFlask
 
 __all__ = ["create_app", "resolve_config_path", "ConfigError"]
 
@@ -55,7 +56,7 @@ def create_app(
 ) -> Flask:
     """Build the app: settings, then the endpoint table (and its watcher), then the routes."""
     _setup_logging()
-    app = Flask(__name__)
+    app = GatewayFlask(__name__)
     app.config.update(DEFAULTS)
     app.config.update(settings or {})
 

@@ -12,6 +12,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.exceptions import (
     ChunkedEncodingError, ConnectionError, ConnectTimeout, ContentDecodingError, InvalidHeader,
+    InvalidURL,
     ReadTimeout, SSLError,
 )
 from requests.structures import CaseInsensitiveDict
@@ -24,7 +25,7 @@ from app.pooled import PooledAdapter, readable_now
 _HTTPADAPTER_SEND = HTTPAdapter.send
 MAX_LINE = 65536
 MAX_HEADERS = 100
-READ_SIZE = 65536
+READ_SIZE = 8192  # the buffer of each connection (larger reads bypass it)
 # What this transport decodes; requests' default Accept-Encoding may also name br or zstd.
 ACCEPT_ENCODING = "gzip, deflate"
 _DEFAULT_ACCEPT_ENCODING = requests.utils.default_headers()["Accept-Encoding"]
@@ -33,17 +34,21 @@ _DEFAULT_ACCEPT_ENCODING = requests.utils.default_headers()["Accept-Encoding"]
 class _Target:
     """Where a URL points: scheme, host, port, the request target and the Host header."""
 
-    __slots__ = ("tls", "host", "port", "target", "host_header")
+    __slots__ = ("tls", "host", "port", "target", "host_header", "host_line")
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         self.tls = parts.scheme == "https"
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if self.tls else 80)
-        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            self.target = ((parts.path or "/") + (f"?{parts.query}" if parts.query else "")).encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidURL(f"The upstream URL {url!r} is not percent-encoded.") from None
         default = 443 if self.tls else 80
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.host_header = host if self.port == default else f"{host}:{self.port}"
+        self.host_line = f"Host: {self.host_header}\r\n".encode("ascii")
 
 
 @lru_cache(maxsize=512)
@@ -408,25 +413,48 @@ def _timeouts(timeout: float | tuple[float, float] | None) -> tuple[float | None
 
 
 def _head(request: requests.PreparedRequest, target: _Target) -> bytes:
-    lines = [f"{request.method} {target.target} HTTP/1.1", f"Host: {target.host_header}"]
-    for name, value in request.headers.items():
+    """The request line and headers, encoded; each (name, value) line is encoded once."""
+    headers = request.headers
+    pairs = headers._store.values() if isinstance(headers, CaseInsensitiveDict) else headers.items()
+    host = target.host_line
+    lines = []
+    length = False
+    for name, value in pairs:
         if value is None:
             continue
-        if name.lower() == "host":
-            lines[1] = f"Host: {value}"
-            continue
-        if name.lower() == "accept-encoding" and value == _DEFAULT_ACCEPT_ENCODING:
-            value = ACCEPT_ENCODING
-        if "\n" in name or "\r" in name or "\n" in value or "\r" in value:
-            raise InvalidHeader(f"Header {name!r} holds a line break.")
-        lines.append(f"{name}: {value}")
-    if request.body and "Content-Length" not in request.headers:
-        lines.append(f"Content-Length: {len(request.body)}")
-    lines.append("\r\n")
+        lower = name.lower()
+        if lower == "content-length":
+            length = True
+            if not str(value).isdigit():
+                raise InvalidHeader(f"Content-Length {value!r} is not a byte count.")
+            lines.append(b"Content-Length: %d\r\n" % int(value))
+        elif lower == "host":
+            host = _line(name, value)
+        else:
+            lines.append(_LINES.get((name, value)) or _line(name, value))
+    if request.body and not length:
+        lines.append(b"Content-Length: %d\r\n" % len(request.body))
+    return b"".join((request.method.encode("ascii"), b" ", target.target, b" HTTP/1.1\r\n", host,
+                     *lines, b"\r\n"))
+
+
+_LINES: dict[tuple[str, str], bytes] = {}
+
+
+def _line(name: str, value: str) -> bytes:
+    """One encoded header line, checked: no line breaks, only characters HTTP headers carry."""
+    if name.lower() == "accept-encoding" and value == _DEFAULT_ACCEPT_ENCODING:
+        value = ACCEPT_ENCODING
+    if "\n" in name or "\r" in name or "\n" in value or "\r" in value:
+        raise InvalidHeader(f"Header {name!r} holds a line break.")
     try:
-        return "\r\n".join(lines).encode("latin-1")
+        line = f"{name}: {value}\r\n".encode("latin-1")
     except UnicodeEncodeError:
-        raise InvalidHeader("A request header holds characters HTTP headers cannot carry.") from None
+        raise InvalidHeader(f"Header {name!r} holds characters HTTP headers cannot carry.") from None
+    if len(_LINES) >= 4096:  # the same few headers repeat forever; bound what varies
+        _LINES.clear()
+    _LINES[(name, value)] = line
+    return line
 
 
 def _read_head(rfile: object) -> tuple[int, str, CaseInsensitiveDict, bytes]:
