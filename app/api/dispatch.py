@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from flask import Response, current_app, request
 from marshmallow import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import sse
 from app.limits import enforce
@@ -34,7 +35,7 @@ def lookup(name: str) -> Live:
 
 def read_json() -> dict:
     """The request body as a JSON object (413 past the size limit, 400/422 when malformed)."""
-    raw = request.get_data(cache=False)
+    raw = _body()
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
@@ -44,6 +45,19 @@ def read_json() -> dict:
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return payload
+
+
+def _body() -> bytes:
+    """The raw body: straight from the server's input for a plain Content-Length body (what
+    `get_data` does through two wrapper streams), through werkzeug for anything else."""
+    environ = request.environ
+    length = request.content_length
+    if length is None or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return request.get_data(cache=False)
+    limit = request.max_content_length
+    if limit is not None and length > limit:
+        raise RequestEntityTooLarge()
+    return environ["wsgi.input"].read(length) if length else b""
 
 
 def validate(endpoint_type: str, payload: dict) -> dict:
