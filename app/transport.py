@@ -113,21 +113,60 @@ class Body:
         self.status = status
         self.reason = reason
         self.done = length == 0 and not chunked
+        self._source: Iterator[bytes] | None = None
+        self._pending = b""
 
     # requests' Response.iter_content calls stream(); Response.close calls close/release_conn.
     def stream(self, amt: int | None = None, decode_content: bool = True) -> Iterator[bytes]:
+        """The body as it arrives (pieces of at most `amt` bytes when it is given)."""
+        if amt is None and not self._pending:
+            for data in self._source_for(decode_content):  # not `yield from`: closing this
+                yield data                                 # generator must not close the source
+            return
+        while True:
+            data = self._take(amt, decode_content)
+            if not data:
+                return
+            yield data
+
+    def read(self, amt: int | None = None, decode_content: bool = True) -> bytes:
+        """Up to `amt` bytes (all that is left when None), as file objects read."""
+        if amt is None:
+            return b"".join(self.stream(None, decode_content))
+        parts: list[bytes] = []
+        wanted = amt
+        while wanted > 0:
+            data = self._take(wanted, decode_content)
+            if not data:
+                break
+            parts.append(data)
+            wanted -= len(data)
+        return b"".join(parts)
+
+    def _take(self, amt: int | None, decode_content: bool) -> bytes:
+        data = self._pending or next(self._source_for(decode_content), b"")
+        if amt is not None and len(data) > amt:
+            self._pending = data[amt:]
+            return data[:amt]
+        self._pending = b""
+        return data
+
+    def _source_for(self, decode_content: bool) -> Iterator[bytes]:
+        if self._source is None:
+            self._source = self._decoded(decode_content)
+        return self._source
+
+    def _decoded(self, decode_content: bool) -> Iterator[bytes]:
+        decoder = self._decoder if decode_content else None
         for data in self._pieces():
-            if self._decoder is not None and decode_content:
+            if decoder is not None:
                 data = self._decode(data)
             if data:
                 yield data
-        if self._decoder is not None and decode_content:
-            tail = self._decoder.flush()
+        if decoder is not None:
+            tail = decoder.flush()
             if tail:
                 yield tail
-
-    def read(self, amt: int | None = None, decode_content: bool = True) -> bytes:
-        return b"".join(self.stream(amt, decode_content))
 
     def _decode(self, data: bytes) -> bytes:
         assert self._decoder is not None
@@ -197,7 +236,7 @@ class Body:
             return self.done
         try:
             conn.sock.settimeout(wait)
-            extra = b"".join(self._pieces())
+            extra = self._pending + b"".join(self._pieces())
         except requests.RequestException:
             return False
         if extra.strip():

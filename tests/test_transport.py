@@ -317,3 +317,23 @@ def test_tls_is_verified_against_the_configured_bundle(ca, tmp_path) -> None:  #
         unverified = make_session(server.url)
         unverified.verify = False
         assert post(server.url, unverified).json() == {"ok": True}
+
+
+def test_raw_reads_of_any_size_return_the_body_in_order() -> None:
+    def script(conn: socket.socket, request: bytes) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        return True
+
+    with Scripted(script) as server:
+        session = make_session(server.url)
+        resp = post(server.url, session, stream=True)
+        assert resp.raw.read(3) == b"hel"
+        assert resp.raw.read(4) == b"lo w"
+        assert list(resp.raw.stream(2)) == [b"or", b"ld"]
+        assert resp.raw.read(10) == b""
+        resp.close()
+        resp = post(server.url, session, stream=True)
+        assert b"".join(resp.iter_content(chunk_size=4)) == b"hello world"
+        assert all(len(c) <= 4 for c in post(server.url, session, stream=True).iter_content(4))
+    assert server.connections == 1  # every body was read to its end: one connection served all
