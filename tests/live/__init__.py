@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -56,8 +57,9 @@ class Seen:
 class FakeUpstream:
     """A threaded local HTTP/1.1 server; `handler(seen) -> Reply` decides each answer."""
 
-    def __init__(self, handler: Callable[[Seen], Reply]) -> None:
+    def __init__(self, handler: Callable[[Seen], Reply], *, tls: "ssl.SSLContext | None" = None) -> None:
         self.handler = handler
+        self.connections = 0  # TCP connections accepted
         self.requests: list[Seen] = []
         self.disconnects = 0  # streams whose client went away before the last chunk
         fake = self
@@ -108,10 +110,17 @@ class FakeUpstream:
         class Server(ThreadingHTTPServer):
             request_queue_size = 256  # bursts of concurrent test clients must not be refused
 
+            def get_request(self):  # type: ignore[no-untyped-def]
+                conn, addr = super().get_request()
+                fake.connections += 1
+                if tls is not None:  # the handshake runs in the connection's own thread
+                    conn = tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+                return conn, addr
+
         self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> "FakeUpstream":
