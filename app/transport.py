@@ -226,40 +226,44 @@ class Body:
         self.release_conn()
 
     def finish(self, wait: float) -> bool:
-        """Read what is left of the body within `wait` seconds; True when the connection is kept.
+        """Read the end of the body within `wait` seconds; True when the connection is kept.
 
         A stream consumer stops at the provider's terminal event while the end of the HTTP body
-        (the last empty chunk) may still be in flight; reading it keeps the connection.
+        (the last empty chunk) may still be in flight; reading it keeps the connection. Any
+        data there instead (more events after the terminal one) drops the connection at once.
         """
         conn = self._conn
         if conn is None:
             return self.done
+        if self._pending.strip():
+            self._drop()
+            return False
         try:
             conn.sock.settimeout(wait)
-            extra = self._pending + b"".join(self._pieces())
+            for piece in self._pieces():
+                if piece.strip():
+                    self._drop()
+                    return False
         except requests.RequestException:
-            return False
-        if extra.strip():
-            return False  # more than the end of the body: already back in the pool, though
+            return False  # _pieces closed the connection
         return self.done
 
-    def release_conn(self) -> None:
+    def _drop(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        if self.done and self._reusable:
-            self._adapter.put_back(conn)
-        else:
+        if conn is not None:
             conn.close()
 
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
+    def release_conn(self) -> None:
+        """Back to the pool when the body was read to its end, else closed."""
         if self.done and self._reusable:
-            self._adapter.put_back(conn)
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                self._adapter.put_back(conn)
         else:
-            conn.close()
+            self._drop()
+
+    def close(self) -> None:
+        self.release_conn()
 
     @property
     def closed(self) -> bool:

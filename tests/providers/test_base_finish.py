@@ -57,3 +57,17 @@ def test_upstream_that_keeps_sending_after_done_is_closed_quickly(connects: list
         assert time.monotonic() - started < 1.5  # bounded wait, then the connection is dropped
         assert len(list(provider.chat_stream(dict(REQUEST)))) == 1
         assert len(connects) == 2
+
+
+def test_upstream_that_streams_on_after_done_does_not_hold_the_call(connects: list[int]) -> None:
+    def chunks():
+        yield from sse(CHUNK)
+        for _ in range(40):  # an event every 50 ms, each inside the 0.1 s wait
+            time.sleep(0.05)
+            yield b"data: more\n\n"
+
+    with FakeUpstream(lambda seen: Reply(headers={"Content-Type": "text/event-stream"}, chunks=chunks())) as up:
+        provider = _provider(up.url)
+        started = time.monotonic()
+        assert len(list(provider.chat_stream(dict(REQUEST)))) == 1
+        assert time.monotonic() - started < 1.0  # not the 2 s the upstream keeps sending
