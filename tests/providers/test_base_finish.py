@@ -70,4 +70,4 @@ def test_upstream_that_streams_on_after_done_does_not_hold_the_call(connects: li
         provider = _provider(up.url)
         started = time.monotonic()
         assert len(list(provider.chat_stream(dict(REQUEST)))) == 1
-        assert time.monotonic() - started < 1.0  # not the 2 s the upstream keeps sending
+        assert time.monotonic() - started < 1.5  # not the 2 s the upstream keeps sending
