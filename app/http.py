@@ -68,7 +68,7 @@ def lean_post(
     hooks, auth and cookies on every call, and `Session.send` then extracts cookies and looks
     for redirects; on the gateway's hot path that was about a third of its own CPU time. Here
     the URL is prepared once per (url, params) and the prepared request goes straight to the
-    mounted adapter's `send` (the `HTTPAdapter.send` that `responses` mocks in tests). Response
+    mounted adapter's `send` (`LeanAdapter`, which defers to a patched `HTTPAdapter.send`). Response
     hooks still run and redirects are still followed (through `Session.resolve_redirects`, only
     when the reply is one). Cookies are never kept between calls: a Set-Cookie is sent on the
     later hops of the same call's redirects, never on another call.
