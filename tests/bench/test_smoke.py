@@ -49,3 +49,15 @@ def test_tiny_benchmark_run_produces_sane_figures(tmp_path: Path) -> None:
     assert math.isfinite(s["added_p50_ms"]) and s["idle_worker_mb"] > 1
     assert len(f["idle_rss_kb"]["per_process"]) == 3  # arbiter + 2 workers
     assert "Goals" in proc.stdout
+
+
+def test_percall_reports_per_call_and_per_chunk_figures() -> None:
+    import re
+
+    for argv, unit in ((["--requests", "50"], "call"), (["--requests", "5", "--stream", "20"], "chunk")):
+        proc = subprocess.run([sys.executable, "-m", "bench.percall", "--rounds", "1", *argv],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        found = re.search(rf"CPU per {unit}: least ([\d.]+) us.*Python calls per {unit}: (\d+)", proc.stdout)
+        assert found, proc.stdout
+        assert 0 < float(found.group(1)) < 100_000 and int(found.group(2)) > 0
