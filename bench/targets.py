@@ -19,6 +19,8 @@ MLFLOW_BIN = os.environ.get("BENCH_MLFLOW", "/tmp/mlflow-venv/bin/mlflow")
 GATEWAY_CPUS = os.environ.get("BENCH_GATEWAY_CPUS", "1")
 CLIENT_CPUS = os.environ.get("BENCH_CLIENT_CPUS", "0")
 UPSTREAM_CPUS = os.environ.get("BENCH_UPSTREAM_CPUS", "0")
+# gevent workers of the gateway and of MLflow's gateway (the goals are set for 2)
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 
 
 def free_port() -> int:
@@ -122,7 +124,7 @@ def write_config(path: Path, upstream: str, slow: float, chunks: int, interval: 
     return models
 
 
-def start_gateway(config: Path, workers: int = 2) -> tuple[Proc, str]:
+def start_gateway(config: Path, workers: int = WORKERS) -> tuple[Proc, str]:
     """`ai-gateway start` as the CLI builds it: gunicorn -k gevent, pinned to GATEWAY_CPUS."""
     from app.cli import build_parser, gunicorn_argv
 
@@ -140,7 +142,7 @@ def mlflow_available() -> bool:
     return os.access(MLFLOW_BIN, os.X_OK)
 
 
-def start_mlflow(config: Path, workers: int = 2) -> tuple[Proc, str]:
+def start_mlflow(config: Path, workers: int = WORKERS) -> tuple[Proc, str]:
     port = free_port()
     argv = [MLFLOW_BIN, "gateway", "start", "--config-path", str(config), "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers)]
