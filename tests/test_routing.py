@@ -64,3 +64,19 @@ def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_gateway_app_uses_it() -> None:
     app = GatewayFlask(__name__)
     assert isinstance(app.url_map, CachingMap)
+
+
+def test_ensure_sync_is_remembered_and_still_runs_coroutines() -> None:
+    app = GatewayFlask(__name__)
+
+    def view() -> str:
+        return "sync"
+
+    async def coro() -> str:
+        return "async"
+
+    assert app.ensure_sync(view) is view
+    assert app.ensure_sync(view) is view and view in app._sync
+    app.async_to_sync = lambda func: ("made sync", func)  # type: ignore[method-assign]
+    assert app.ensure_sync(coro) == ("made sync", coro)  # still recognised as a coroutine function
+    assert app.ensure_sync(coro) == ("made sync", coro)

@@ -143,7 +143,7 @@ class BaseProvider:
             if resp.status_code >= 400:
                 raise self.upstream_error(resp)
             try:
-                return resp.json()
+                return json.loads(resp.content)  # bytes: json detects the UTF encoding itself
             except ValueError:
                 raise UpstreamError(
                     f"The {self._label()} provider returned a reply that is not JSON."
