@@ -44,30 +44,27 @@ def test_streams_reuse_one_connection(connects: list[int]) -> None:
         assert len(connects) == 1
 
 
-def test_upstream_that_keeps_sending_after_done_is_closed_quickly(connects: list[int]) -> None:
+def _late_event():
+    time.sleep(2)  # one event long after [DONE]
+    yield b"data: late\n\n"
+
+
+def _steady_events():
+    for _ in range(40):  # an event every 50 ms, each inside the 0.1 s wait
+        time.sleep(0.05)
+        yield b"data: more\n\n"
+
+
+@pytest.mark.parametrize("after_done", [_late_event, _steady_events])
+def test_an_upstream_that_sends_on_after_done_does_not_hold_the_call(connects: list[int], after_done) -> None:
     def chunks():
         yield from sse(CHUNK)  # ends with data: [DONE]
-        time.sleep(2)
-        yield b"data: late\n\n"
+        yield from after_done()
 
     with FakeUpstream(lambda seen: Reply(headers={"Content-Type": "text/event-stream"}, chunks=chunks())) as up:
         provider = _provider(up.url)
-        started = time.monotonic()
-        assert len(list(provider.chat_stream(dict(REQUEST)))) == 1
-        assert time.monotonic() - started < 1.5  # bounded wait, then the connection is dropped
-        assert len(list(provider.chat_stream(dict(REQUEST)))) == 1
-        assert len(connects) == 2
-
-
-def test_upstream_that_streams_on_after_done_does_not_hold_the_call(connects: list[int]) -> None:
-    def chunks():
-        yield from sse(CHUNK)
-        for _ in range(40):  # an event every 50 ms, each inside the 0.1 s wait
-            time.sleep(0.05)
-            yield b"data: more\n\n"
-
-    with FakeUpstream(lambda seen: Reply(headers={"Content-Type": "text/event-stream"}, chunks=chunks())) as up:
-        provider = _provider(up.url)
-        started = time.monotonic()
-        assert len(list(provider.chat_stream(dict(REQUEST)))) == 1
-        assert time.monotonic() - started < 1.5  # not the 2 s the upstream keeps sending
+        for _ in range(2):
+            started = time.monotonic()
+            assert len(list(provider.chat_stream(dict(REQUEST)))) == 1
+            assert time.monotonic() - started < 1.5  # bounded wait, then the connection is dropped
+        assert len(connects) == 2  # not reused: each stream had its own
