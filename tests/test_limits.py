@@ -277,7 +277,7 @@ def test_a_silent_store_cannot_hang_a_request(make_app):
         assert time.monotonic() - started < 2.0
         started = time.monotonic()  # within the back-off second the store is not even tried
         assert call(client, "v1").status_code == 503
-        assert time.monotonic() - started < 0.2
+        assert time.monotonic() - started < 0.4  # a try would wait out the 0.5 s socket timeout
 
 
 def test_cli_start_passes_the_limit_settings_to_gunicorn(write_config, monkeypatch):
