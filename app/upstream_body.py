@@ -11,6 +11,15 @@ from requests.exceptions import ChunkedEncodingError, ConnectionError, ContentDe
 from app.http1 import MAX_LINE, decoder, skip_trailers
 
 READ_SIZE = 8192  # the buffer of each connection (larger reads bypass it)
+MAX_PIECE = 1 << 20  # the most read at once from one chunk
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size of a chunk from its size line (hex digits, then optional extensions)."""
+    digits = line.split(b";", 1)[0].strip()
+    if not digits or len(digits) > 16 or digits.strip(b"0123456789abcdefABCDEF"):
+        raise ChunkedEncodingError("The upstream sent a bad chunk size.")
+    return int(digits, 16)
 
 
 class Connection:
@@ -50,6 +59,7 @@ class Body:
         self.done = length == 0 and not chunked
         self._source: Iterator[bytes] | None = None
         self._pending = b""
+        self._chunk_left = 0  # bytes of the current chunk not read yet
 
     # requests' Response.iter_content calls stream(); Response.close calls close/release_conn.
     def stream(self, amt: int | None = None, decode_content: bool = True) -> Iterator[bytes]:
@@ -120,19 +130,23 @@ class Body:
         try:
             if self._chunked:
                 while True:
-                    size_line = rfile.readline(MAX_LINE)
-                    if not size_line.endswith(b"\n"):
-                        raise ChunkedEncodingError("The upstream ended a chunked body early.")
-                    try:
-                        size = int(size_line.split(b";", 1)[0], 16)
-                    except ValueError:
-                        raise ChunkedEncodingError("The upstream sent a bad chunk size.") from None
-                    if size == 0:
-                        skip_trailers(rfile)
-                        break
-                    data = rfile.read(size)
-                    if len(data) < size or rfile.readline(MAX_LINE) not in (b"\r\n", b"\n"):
+                    if not self._chunk_left:
+                        size_line = rfile.readline(MAX_LINE)
+                        if not size_line.endswith(b"\n"):
+                            raise ChunkedEncodingError("The upstream ended a chunked body early.")
+                        size = _chunk_size(size_line)
+                        if size == 0:
+                            skip_trailers(rfile)
+                            break
+                        self._chunk_left = size
+                    # A chunk is read whole (it is one stream event, usually) unless it is large:
+                    # then in pieces, so a huge announced size never becomes one huge allocation.
+                    data = rfile.read(min(self._chunk_left, MAX_PIECE))
+                    if not data:
                         raise ChunkedEncodingError("The upstream ended a chunk early.")
+                    self._chunk_left -= len(data)
+                    if not self._chunk_left and rfile.readline(MAX_LINE) not in (b"\r\n", b"\n"):
+                        raise ChunkedEncodingError("The upstream ended a chunk without its line end.")
                     yield data
             elif self._left is not None:
                 while self._left > 0:

@@ -337,3 +337,24 @@ def test_raw_reads_of_any_size_return_the_body_in_order() -> None:
         assert b"".join(resp.iter_content(chunk_size=4)) == b"hello world"
         assert all(len(c) <= 4 for c in post(server.url, session, stream=True).iter_content(4))
     assert server.connections == 1  # every body was read to its end: one connection served all
+
+
+@pytest.mark.parametrize("size_line", [b"-5", b"0x10", b"+5", b"1_0", b"", b"ffffffffffffffffff"])
+def test_bad_chunk_sizes_are_refused(size_line: bytes) -> None:
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size_line + b"\r\nabcde\r\n0\r\n\r\n"
+    with Scripted(fixed(reply, keep=False)) as server:
+        with pytest.raises(requests.RequestException):
+            post(server.url)
+
+
+def test_a_large_chunk_arrives_in_pieces_and_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.upstream_body
+
+    monkeypatch.setattr(app.upstream_body, "MAX_PIECE", 4)
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n2\r\nab\r\n0\r\n\r\n"
+    with Scripted(fixed(reply)) as server:
+        session = make_session(server.url)
+        resp = post(server.url, session, stream=True)
+        assert list(resp.iter_content(None)) == [b"0123", b"4567", b"89", b"ab"]
+        assert post(server.url, session).content == b"0123456789ab"
+    assert server.connections == 1
