@@ -57,7 +57,10 @@ def _body() -> bytes:
     limit = request.max_content_length
     if limit is not None and length > limit:
         raise RequestEntityTooLarge()
-    return environ["wsgi.input"].read(length) if length else b""
+    raw = environ["wsgi.input"].read(length) if length else b""
+    if len(raw) < length:  # the client went away mid-body (werkzeug raises the same way)
+        raise InvalidRequest("The request body is shorter than its Content-Length.")
+    return raw
 
 
 def validate(endpoint_type: str, payload: dict) -> dict:

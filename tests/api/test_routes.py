@@ -177,6 +177,16 @@ def test_body_over_limit_is_413_on_both_families(make_app):
     assert r.status_code == 413 and "larger" in r.json["error"]["message"]
 
 
+def test_a_body_shorter_than_its_content_length_is_refused(client):
+    import io
+
+    body = b'{"messages": [{"role": "user", "content": "hi"}]}'  # valid JSON, but cut short
+    for path, key in (("/endpoints/chat/invocations", "detail"), ("/v1/chat/completions", "error")):
+        r = client.post(path, input_stream=io.BytesIO(body), content_type="application/json",
+                        environ_overrides={"CONTENT_LENGTH": str(len(body) + 50)})
+        assert r.status_code in (400, 422) and "shorter than its Content-Length" in str(r.json[key])
+
+
 def test_unknown_routes_and_methods_are_json(client):
     r = client.get("/nowhere")
     assert r.status_code == 404 and "detail" in r.json
