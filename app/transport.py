@@ -9,13 +9,13 @@ from typing import Mapping
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests.exceptions import ConnectionError, ConnectTimeout, ReadTimeout, SSLError
+from requests.exceptions import ConnectTimeout
 from requests.structures import CaseInsensitiveDict
 from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_encoding_from_headers, select_proxy
 
 from app.http1 import Target, framing, read_head, request_head, target_of
 from app.pooled import PooledAdapter, readable_now
-from app.upstream_body import Body, Connection
+from app.upstream_body import Body, Connection, socket_error
 
 # The `send` requests ships with; a different one on the class means somebody patched it
 # (`responses`, a test double): then every call goes through the patched path.
@@ -84,22 +84,21 @@ class LeanAdapter(PooledAdapter):
             conn = self._connect(key, target, connect, verify)
         try:
             conn.sock.settimeout(read)
-            conn.sock.sendall(head + body if len(body) < 262144 else head)
-            if len(body) >= 262144:
+            if len(body) < 262144:
+                conn.sock.sendall(head + body)  # one send for the usual request
+            else:
+                conn.sock.sendall(head)
                 conn.sock.sendall(body)
             status, reason, headers, version = read_head(conn.rfile)
-        except BaseException as exc:
+        except BaseException as exc:  # gevent's kill of this greenlet too: never pool the socket
             conn.close()
-            if isinstance(exc, TimeoutError):
-                raise ReadTimeout("The upstream did not answer in time.", request=request) from None
-            if isinstance(exc, requests.RequestException):
+            error = socket_error(exc, "before its reply")
+            if error is None:
                 raise
-            if isinstance(exc, ssl.SSLError):
-                raise SSLError(f"TLS failed: {exc.reason or exc}", request=request) from None
-            if isinstance(exc, OSError):
-                raise ConnectionError(f"The upstream connection failed: {type(exc).__name__}",
-                                      request=request) from None
-            raise
+            error.request = request
+            if error is exc:
+                raise
+            raise error from None
         return self._response(request, conn, status, reason, headers, version, stream)
 
     def _response(self, request: requests.PreparedRequest, conn: Connection, status: int,
@@ -154,25 +153,19 @@ class LeanAdapter(PooledAdapter):
 
     def _connect(self, key: tuple, target: Target, connect: float | None,
                  verify: bool | str) -> Connection:
+        sock: socket.socket | None = None
         try:
             sock = socket.create_connection((target.host, target.port), timeout=connect)
-        except TimeoutError:
-            raise ConnectTimeout(f"Connecting to {target.host_header} timed out.") from None
-        except OSError as exc:
-            raise ConnectionError(f"Could not connect to {target.host_header}: {type(exc).__name__}") from None
-        try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if target.tls:
+            if target.tls:  # the handshake runs under the connect timeout too
                 sock = tls_context(verify).wrap_socket(sock, server_hostname=target.host)
-        except TimeoutError:
-            sock.close()
-            raise ConnectTimeout(f"The TLS handshake with {target.host_header} timed out.") from None
-        except ssl.SSLError as exc:
-            sock.close()
-            raise SSLError(f"TLS with {target.host_header} failed: {exc.reason or exc}") from None
-        except OSError as exc:
-            sock.close()
-            raise ConnectionError(f"Could not connect to {target.host_header}: {type(exc).__name__}") from None
+        except BaseException as exc:
+            if sock is not None:
+                sock.close()
+            error = socket_error(exc, f"connecting to {target.host_header}", ConnectTimeout)
+            if error is None or error is exc:
+                raise
+            raise error from None
         return Connection(sock, key)
 
     def close(self) -> None:

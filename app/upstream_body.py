@@ -2,16 +2,34 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import zlib
 from typing import Callable, Iterator
 
 import requests
-from requests.exceptions import ChunkedEncodingError, ConnectionError, ContentDecodingError, ReadTimeout
+from requests.exceptions import (
+    ChunkedEncodingError, ConnectionError, ContentDecodingError, ReadTimeout, SSLError,
+)
 
 from app.http1 import MAX_LINE, decoder, skip_trailers
 
 READ_SIZE = 8192  # the buffer of each connection (larger reads bypass it)
 MAX_PIECE = 1 << 20  # the most read at once from one chunk
+
+
+def socket_error(exc: BaseException, doing: str,
+                 timeout: type[requests.Timeout] = ReadTimeout) -> requests.RequestException | None:
+    """requests' exception for a failure of an upstream socket while `doing` something; None
+    for anything that is not a socket failure (the caller re-raises it as it is)."""
+    if isinstance(exc, requests.RequestException):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return timeout(f"The upstream timed out {doing}.")
+    if isinstance(exc, ssl.SSLError):
+        return SSLError(f"TLS failed {doing}: {getattr(exc, 'reason', None) or exc}")
+    if isinstance(exc, OSError):
+        return ConnectionError(f"The upstream connection failed {doing}: {type(exc).__name__}")
+    return None
 
 
 def _chunk_size(line: bytes) -> int:
@@ -162,15 +180,12 @@ class Body:
                     if not data:
                         break
                     yield data
-        except requests.RequestException:
+        except Exception as exc:
             self.close()
-            raise
-        except TimeoutError:
-            self.close()
-            raise ReadTimeout("The upstream stopped sending.") from None
-        except OSError as exc:
-            self.close()
-            raise ConnectionError(f"The upstream connection broke: {type(exc).__name__}") from None
+            error = socket_error(exc, "while sending its reply")
+            if error is None or error is exc:
+                raise
+            raise error from None
         self.done = True
         self.release_conn()
 

@@ -358,3 +358,19 @@ def test_a_large_chunk_arrives_in_pieces_and_whole(monkeypatch: pytest.MonkeyPat
         assert list(resp.iter_content(None)) == [b"0123", b"4567", b"89", b"ab"]
         assert post(server.url, session).content == b"0123456789ab"
     assert server.connections == 1
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (TimeoutError(), requests.ReadTimeout),
+    (ssl.SSLError(1, "bad record"), requests.exceptions.SSLError),
+    (ConnectionResetError(), requests.ConnectionError),
+    (BrokenPipeError(), requests.ConnectionError),
+])
+def test_socket_failures_become_requests_errors(exc: BaseException, expected: type) -> None:
+    from app.upstream_body import socket_error
+
+    assert isinstance(socket_error(exc, "in a test"), expected)
+    assert isinstance(socket_error(TimeoutError(), "connecting", requests.ConnectTimeout), requests.ConnectTimeout)
+    already = requests.ConnectionError("as it was")
+    assert socket_error(already, "in a test") is already
+    assert socket_error(KeyError("not a socket failure"), "in a test") is None
